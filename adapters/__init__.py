@@ -1,0 +1,1 @@
+"""Implementations of the application's ports: PostgreSQL, RabbitMQ, in-memory, emulation."""

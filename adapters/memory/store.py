@@ -1,0 +1,145 @@
+"""In-memory unit of work, task repository and outbox, with real rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+import msgspec
+
+from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from domain.task import Task, TaskStatus, Transition
+
+
+class InMemoryStore:
+    """What a database would hold. One unit of work at a time, like a serializable database."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[uuid.UUID, Task] = {}
+        self.keys: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
+        self.history: list[Transition] = []
+        self.outbox: list[Dispatch] = []
+        self.lock = asyncio.Lock()
+        self.commits = 0
+
+    def unit_of_work(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self)
+
+
+class InMemoryTasks:
+    def __init__(self, store: InMemoryStore, undo: list[Callable[[], None]]) -> None:
+        self._s = store
+        self._undo = undo
+
+    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
+        fingerprint = request.fingerprint() if request.idempotency_key else None
+        if request.idempotency_key is not None:
+            key = (request.source.value, request.idempotency_key)
+            if key in self._s.keys:
+                task_id, stored_fp = self._s.keys[key]
+                return Stored(self._s.tasks[task_id], stored_fp, inserted=False)
+            self._s.keys[key] = (task.id, fingerprint or "")
+            self._undo.append(lambda: self._s.keys.pop(key))
+        self._s.tasks[task.id] = task
+        self._undo.append(lambda: self._s.tasks.pop(task.id))
+        return Stored(task, fingerprint, inserted=True)
+
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        return self._s.tasks.get(task_id)
+
+    async def list(self, query: ListQuery) -> list[Task]:
+        rows = sorted(self._s.tasks.values(), key=lambda t: (t.created_at, t.id), reverse=True)
+        if query.statuses:
+            rows = [t for t in rows if t.status in query.statuses]
+        if query.after is not None:
+            mark = (query.after.created_at, query.after.id)
+            rows = [t for t in rows if (t.created_at, t.id) < mark]
+        return rows[: query.limit + 1]
+
+    async def compare_and_set(self, old: Task, new: Task) -> bool:
+        current = self._s.tasks.get(old.id)
+        if current is None or (current.status, current.attempts, current.lease_owner) != (
+            old.status, old.attempts, old.lease_owner,
+        ):
+            return False
+        self._s.tasks[old.id] = new
+        self._undo.append(lambda: self._s.tasks.__setitem__(old.id, current))
+        return True
+
+    async def expired(self, now: datetime, limit: int) -> list[Task]:
+        return [
+            t for t in self._s.tasks.values()
+            if t.status is TaskStatus.IN_PROGRESS
+            and t.lease_expires_at is not None and t.lease_expires_at < now
+        ][:limit]
+
+    async def renew_leases(self, worker: str, until: datetime) -> int:
+        held = [t for t in self._s.tasks.values()
+                if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker]
+        for t in held:
+            self._s.tasks[t.id] = msgspec.structs.replace(t, lease_expires_at=until)
+            self._undo.append(lambda t=t: self._s.tasks.__setitem__(t.id, t))
+        return len(held)
+
+    async def record(self, transitions: Sequence[Transition]) -> None:
+        size = len(self._s.history)
+        self._s.history.extend(transitions)
+        self._undo.append(lambda: self._s.history.__delitem__(slice(size, None)))
+
+    async def history(self, task_id: uuid.UUID) -> list[Transition]:
+        return [t for t in self._s.history if t.task_id == task_id]
+
+
+class InMemoryOutbox:
+    def __init__(self, store: InMemoryStore, undo: list[Callable[[], None]]) -> None:
+        self._s = store
+        self._undo = undo
+
+    async def put(self, dispatches: Sequence[Dispatch]) -> None:
+        size = len(self._s.outbox)
+        self._s.outbox.extend(dispatches)
+        self._undo.append(lambda: self._s.outbox.__delitem__(slice(size, None)))
+
+    async def take(self, limit: int) -> list[Dispatch]:
+        taken = self._s.outbox[:limit]
+        del self._s.outbox[:limit]
+        self._undo.append(lambda: self._s.outbox.__setitem__(slice(0, 0), taken))
+        return taken
+
+
+class InMemoryUnitOfWork:
+    """Holds the store's lock for its lifetime; undoes its writes unless committed."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._undo: list[Callable[[], None]] = []
+        self.tasks = InMemoryTasks(store, self._undo)
+        self.outbox = InMemoryOutbox(store, self._undo)
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        await self._store.lock.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self.committed:
+                for undo in reversed(self._undo):
+                    undo()
+        finally:
+            self._undo.clear()
+            self._store.lock.release()
+
+    async def commit(self) -> None:
+        self.committed = True
+        self._undo.clear()
+        self._store.commits += 1

@@ -1,0 +1,148 @@
+"""TaskRepository and Outbox over one psycopg connection (the unit of work's)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from adapters.postgres.statements import statement
+from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from domain.task import Task, TaskSource, TaskStatus, Transition
+
+COLUMNS = (
+    "id", "title", "description", "payload", "status", "attempts", "error", "source",
+    "created_at", "updated_at", "started_at", "finished_at", "lease_owner", "lease_expires_at",
+)
+_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+
+
+@functools.cache
+def _q(name: str, filters: tuple[str, ...] = ()) -> sql.Composed:
+    where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")  # type: ignore[arg-type]
+    return statement(name, columns=_COLUMNS, filters=where)
+
+
+_BY_STATUS = "status = ANY(%(statuses)s::text[])"
+_AFTER = "(created_at, id) < (%(after_created_at)s, %(after_id)s)"
+
+
+def to_task(row: Sequence[Any]) -> Task:
+    return Task(
+        id=row[0], title=row[1], description=row[2], payload=row[3],
+        status=TaskStatus(row[4]), attempts=row[5], error=row[6], source=TaskSource(row[7]),
+        created_at=row[8], updated_at=row[9], started_at=row[10], finished_at=row[11],
+        lease_owner=row[12], lease_expires_at=row[13],
+    )
+
+
+def task_params(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id, "title": task.title, "description": task.description,
+        "payload": Jsonb(task.payload), "status": task.status.value, "attempts": task.attempts,
+        "error": task.error, "source": task.source.value, "created_at": task.created_at,
+        "updated_at": task.updated_at, "started_at": task.started_at,
+        "finished_at": task.finished_at, "lease_owner": task.lease_owner,
+        "lease_expires_at": task.lease_expires_at,
+    }
+
+
+class PostgresTasks:
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
+        key = request.idempotency_key
+        fingerprint = request.fingerprint() if key is not None else None
+        params = task_params(task) | {"idempotency_key": key, "fingerprint": fingerprint}
+        cur = await self._conn.execute(_q("insert_task"), params)
+        if await cur.fetchone() is not None:
+            return Stored(task, fingerprint, inserted=True)
+        cur = await self._conn.execute(_q("select_by_key"), params)
+        row = await cur.fetchone()
+        assert row is not None, "a conflicting key must belong to a committed row"
+        return Stored(to_task(row), row[-1], inserted=False)
+
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        cur = await self._conn.execute(_q("select_task"), {"id": task_id})
+        row = await cur.fetchone()
+        return to_task(row) if row else None
+
+    async def list(self, query: ListQuery) -> list[Task]:
+        filters: list[str] = []
+        params: dict[str, Any] = {"limit": query.limit + 1}
+        if query.statuses:
+            filters.append(_BY_STATUS)
+            params["statuses"] = sorted(s.value for s in query.statuses)
+        if query.after is not None:
+            filters.append(_AFTER)
+            params["after_created_at"] = query.after.created_at
+            params["after_id"] = query.after.id
+        cur = await self._conn.execute(_q("list_tasks", tuple(filters)), params)
+        return [to_task(row) for row in await cur.fetchall()]
+
+    async def compare_and_set(self, old: Task, new: Task) -> bool:
+        params = task_params(new) | {
+            "old_status": old.status.value,
+            "old_attempts": old.attempts,
+            "old_lease_owner": old.lease_owner,
+        }
+        cur = await self._conn.execute(_q("compare_and_set"), params)
+        return cur.rowcount == 1
+
+    async def expired(self, now: datetime, limit: int) -> list[Task]:
+        cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
+        return [to_task(row) for row in await cur.fetchall()]
+
+    async def renew_leases(self, worker: str, until: datetime) -> int:
+        cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
+        return cur.rowcount
+
+    async def record(self, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            return
+        await self._conn.execute(
+            _q("insert_history"),
+            {
+                "task_id": [t.task_id for t in transitions],
+                "from_status": [t.from_status.value if t.from_status else None
+                                for t in transitions],
+                "to_status": [t.to_status.value for t in transitions],
+                "at": [t.at for t in transitions],
+                "attempt": [t.attempt for t in transitions],
+                "worker": [t.worker for t in transitions],
+                "reason": [t.reason for t in transitions],
+            },
+        )
+
+    async def history(self, task_id: uuid.UUID) -> list[Transition]:
+        cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})
+        return [
+            Transition(
+                task_id=r[0], from_status=TaskStatus(r[1]) if r[1] else None,
+                to_status=TaskStatus(r[2]), at=r[3], attempt=r[4], worker=r[5], reason=r[6],
+            )
+            for r in await cur.fetchall()
+        ]
+
+
+class PostgresOutbox:
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    async def put(self, dispatches: Sequence[Dispatch]) -> None:
+        if not dispatches:
+            return
+        await self._conn.execute(
+            _q("outbox_put"),
+            {"task_id": [d.task_id for d in dispatches], "attempt": [d.attempt for d in dispatches]},
+        )
+
+    async def take(self, limit: int) -> list[Dispatch]:
+        cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})
+        return [Dispatch(task_id, attempt) for task_id, attempt in await cur.fetchall()]

@@ -1,0 +1,70 @@
+"""The PostgreSQL unit of work: one pooled connection, one transaction, errors translated."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+import psycopg_pool
+from psycopg import AsyncConnection
+
+from adapters.postgres.repository import PostgresOutbox, PostgresTasks
+from domain.errors import InvalidInput, ServiceUnavailable
+
+#: psycopg errors meaning "the database is not reachable right now" rather than "bad request".
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+def translate(exc: BaseException) -> BaseException | None:
+    """The application error for a psycopg error, or None when it is not one of ours."""
+    if isinstance(exc, UNAVAILABLE):
+        return ServiceUnavailable(f"database unavailable: {type(exc).__name__}: {exc}".strip())
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return InvalidInput(f"the database refused the value: {exc.diag.message_primary or exc}")
+    return None
+
+
+class PostgresUnitOfWork:
+    """Rolls back on exit unless `commit()` was called; psycopg errors leave as our own."""
+
+    tasks: PostgresTasks
+    outbox: PostgresOutbox
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any], timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: AsyncConnection[Any] | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._conn = await self._pool.getconn(timeout=self._timeout)
+        except UNAVAILABLE as exc:
+            raise translate(exc) from exc  # type: ignore[misc]
+        self.tasks = PostgresTasks(self._conn)
+        self.outbox = PostgresOutbox(self._conn)
+        return self
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._committed = True
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            if not self._committed and not conn.closed:
+                await conn.rollback()
+        except psycopg.Error:
+            pass  # the pool checks the connection and discards it if it is broken
+        finally:
+            await self._pool.putconn(conn)
+        if exc is not None and (mapped := translate(exc)) is not None:
+            raise mapped from exc

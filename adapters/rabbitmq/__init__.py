@@ -1,0 +1,1 @@
+"""RabbitMQ adapters (FastStream): topology, connection, dispatch publisher, probe."""

@@ -1,0 +1,70 @@
+"""Broker factory and a connect loop that waits for RabbitMQ instead of crashing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from faststream.rabbit import RabbitBroker
+
+from adapters.rabbitmq import topology
+from domain.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(url: str, graceful_timeout: float = 30.0) -> RabbitBroker:
+    return RabbitBroker(
+        url,
+        reconnect_interval=1.0,
+        graceful_timeout=graceful_timeout,
+        logger=None,  # we log through structlog ourselves
+        app_id="tasks",
+    )
+
+
+async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = None) -> bool:
+    """Connect, declare the topology and start subscribers, retrying with capped backoff.
+
+    Returns False if `stop` was set before RabbitMQ could be reached.
+    """
+    delay, attempt = 0.5, 1
+    while True:
+        try:
+            await broker.connect()
+            await topology.declare(broker)
+            await broker.start()
+        except (OSError, ConnectionError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+            log.warning("broker_unavailable", attempt=attempt, retry_in=delay,
+                        error=f"{type(exc).__name__}: {exc}")
+            await _reset(broker)
+            if stop is not None:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    return False
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(delay)
+            delay, attempt = min(delay * 2, 10.0), attempt + 1
+            continue
+        log.info("broker_connected", attempt=attempt)
+        return True
+
+
+async def _reset(broker: RabbitBroker) -> None:
+    try:
+        await broker.stop()
+    except Exception:  # noqa: BLE001, S110 - nothing to close after a failed connect
+        pass
+
+
+class RabbitProbe:
+    name = "broker"
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def check(self) -> None:
+        if not await self._broker.ping(timeout=1.0):
+            raise ServiceUnavailable("broker unreachable")

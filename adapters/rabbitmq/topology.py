@@ -1,0 +1,38 @@
+"""Every queue the service uses, declared here and only here, identically by every process."""
+
+from __future__ import annotations
+
+from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+
+CREATE = "tasks.create"
+CREATE_DLQ = "tasks.create.dlq"
+DISPATCH = "tasks.dispatch"
+DISPATCH_DLQ = "tasks.dispatch.dlq"
+
+#: How often a dispatch may be delivered before RabbitMQ dead-letters it as poison.
+DISPATCH_DELIVERY_LIMIT = 20
+
+#: Header naming why a message was dead-lettered by the service.
+REASON_HEADER = "x-tasks-reject-reason"
+
+
+def _to(dlq: str) -> dict[str, str]:
+    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
+
+
+CREATE_QUEUE = RabbitQueue(CREATE, durable=True, arguments=_to(CREATE_DLQ))  # type: ignore[arg-type]
+CREATE_DLQ_QUEUE = RabbitQueue(CREATE_DLQ, durable=True)
+DISPATCH_QUEUE = RabbitQueue(
+    DISPATCH,
+    queue_type=QueueType.QUORUM,
+    durable=True,
+    arguments={"x-delivery-limit": DISPATCH_DELIVERY_LIMIT, **_to(DISPATCH_DLQ)},  # type: ignore[typeddict-item]
+)
+DISPATCH_DLQ_QUEUE = RabbitQueue(DISPATCH_DLQ, durable=True)
+
+ALL = (CREATE_QUEUE, CREATE_DLQ_QUEUE, DISPATCH_QUEUE, DISPATCH_DLQ_QUEUE)
+
+
+async def declare(broker: RabbitBroker) -> None:
+    for queue in ALL:
+        await broker.declare_queue(queue)

@@ -1,0 +1,75 @@
+"""Lease upkeep: a worker renews what it holds; any worker reclaims what dead ones held."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from application.model import Dispatch
+from application.ports import Clock, DispatchSignal, UnitOfWorkFactory
+from domain.task import TaskStatus, Transition
+
+log = structlog.get_logger(__name__)
+
+
+class RenewLeases:
+    """One statement renews every lease the worker holds, however many tasks are in flight."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, worker_id: str, lease: timedelta
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._worker = worker_id
+        self._lease = lease
+
+    async def __call__(self) -> int:
+        async with self._uow() as uow:
+            renewed = await uow.tasks.renew_leases(self._worker, self._clock.now() + self._lease)
+            await uow.commit()
+        return renewed
+
+
+class RecoverExpiredLeases:
+    """Tasks whose lease ran out go back to `new` and are dispatched again, or end in `error`
+    after `max_attempts`. Safe to run from every worker at once: rows are locked and skipped.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        signal: DispatchSignal,
+        max_attempts: int,
+        batch: int = 500,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._signal = signal
+        self._max_attempts = max_attempts
+        self._batch = batch
+
+    async def __call__(self) -> int:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            expired = await uow.tasks.expired(now, self._batch)
+            transitions, dispatches = [], []
+            for task in expired:
+                after = task.expire(now=now, max_attempts=self._max_attempts)
+                if not await uow.tasks.compare_and_set(task, after):
+                    continue
+                transitions.append(
+                    Transition.between(task, after, worker=task.lease_owner,
+                                       reason=after.error or "lease expired")
+                )
+                if after.status is TaskStatus.NEW:
+                    dispatches.append(Dispatch(after.id, after.attempts + 1))
+                log.warning("lease_expired", task_id=str(task.id), worker=task.lease_owner,
+                            attempt=task.attempts, now_status=after.status)
+            await uow.tasks.record(transitions)
+            await uow.outbox.put(dispatches)
+            await uow.commit()
+        if dispatches:
+            self._signal.notify()
+        return len(transitions)

@@ -1,0 +1,82 @@
+"""Application-level values: requests, queries, pages, cursors and dispatches."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from domain.errors import InvalidInput
+from domain.task import Task, TaskSource, TaskStatus
+
+
+class NewTaskRequest(msgspec.Struct, frozen=True, kw_only=True):
+    title: str
+    description: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    source: TaskSource = TaskSource.API
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """Stable digest of what the client asked for, to tell a replay from a conflict."""
+        body = msgspec.json.encode(
+            [self.title, self.description, self.payload], order="sorted"
+        )
+        return hashlib.sha256(body).hexdigest()
+
+
+class Stored(msgspec.Struct, frozen=True):
+    task: Task
+    fingerprint: str | None
+    inserted: bool
+
+
+class Dispatch(msgspec.Struct, frozen=True):
+    """What a worker receives: which task, and for which attempt it was sent."""
+
+    task_id: uuid.UUID
+    attempt: int
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    """Keyset position: the last (created_at, id) a page returned."""
+
+    version: int
+    created_at: datetime
+    id: uuid.UUID
+
+    _VERSION = 1
+
+    @classmethod
+    def after(cls, task: Task) -> Cursor:
+        return cls(version=cls._VERSION, created_at=task.created_at, id=task.id)
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            cursor = msgspec.json.decode(raw, type=cls)
+        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+            raise InvalidInput("cursor is not one this service made") from exc
+        if cursor.version != cls._VERSION or cursor.created_at.tzinfo is None:
+            raise InvalidInput("cursor is not one this service made")
+        return cursor
+
+
+class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
+    statuses: frozenset[TaskStatus] = frozenset()
+    limit: int = 50
+    after: Cursor | None = None
+
+
+class Page(msgspec.Struct, frozen=True):
+    items: list[Task]
+    next_cursor: str | None

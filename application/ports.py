@@ -1,0 +1,109 @@
+"""Ports: what the use cases need from the outside world, as structural protocols."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from domain.task import Task, Transition
+
+
+class TaskRepository(Protocol):
+    """Tasks and their history. Every status change is a compare-and-set."""
+
+    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
+        """Insert `task`, unless `request.idempotency_key` is taken: then return the stored one."""
+        ...
+
+    async def get(self, task_id: uuid.UUID) -> Task | None: ...
+
+    async def list(self, query: ListQuery) -> list[Task]:
+        """Newest first, strictly after `query.after`, at most `query.limit + 1` rows."""
+        ...
+
+    async def compare_and_set(self, old: Task, new: Task) -> bool:
+        """Write `new` only if the row still has `old`'s status, attempts and lease owner."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[Task]:
+        """In-progress tasks whose lease ran out, locked so that concurrent sweeps skip them."""
+        ...
+
+    async def renew_leases(self, worker: str, until: datetime) -> int:
+        """Push the lease of every task `worker` holds out to `until`."""
+        ...
+
+    async def record(self, transitions: Sequence[Transition]) -> None: ...
+
+    async def history(self, task_id: uuid.UUID) -> list[Transition]:
+        """Oldest first."""
+        ...
+
+
+class Outbox(Protocol):
+    """Dispatches that still have to reach the workers, stored with the task change."""
+
+    async def put(self, dispatches: Sequence[Dispatch]) -> None: ...
+
+    async def take(self, limit: int) -> list[Dispatch]:
+        """Pending dispatches, locked; they are gone once the unit of work commits."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction; rolled back on exit unless `commit()` was called."""
+
+    tasks: TaskRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class DispatchPublisher(Protocol):
+    async def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """Return only once the broker has confirmed every message; raise otherwise."""
+        ...
+
+
+class DispatchSignal(Protocol):
+    def notify(self) -> None:
+        """Something was committed to the outbox: wake the relay now."""
+        ...
+
+
+class Processor(Protocol):
+    async def process(self, task: Task) -> str | None:
+        """Do the task's work; None when it succeeded, else the reason it failed."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdSource(Protocol):
+    def new_id(self) -> uuid.UUID: ...
+
+
+class HealthProbe(Protocol):
+    name: str
+
+    async def check(self) -> None:
+        """Raise ServiceUnavailable when the dependency cannot be reached."""
+        ...

@@ -1,0 +1,1 @@
+"""Pure domain core: the Task value and its state machine. No I/O."""

@@ -1,0 +1,162 @@
+"""The Task value and the transitions of its status model."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from domain.errors import InvalidTransition
+
+
+class TaskStatus(enum.StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.ERROR)
+
+
+class TaskSource(enum.StrEnum):
+    API = "api"
+    AMQP = "amqp"
+
+
+#: Every allowed (from, to) pair. Later features add pairs; none is ever removed.
+ALLOWED: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
+    {
+        (TaskStatus.NEW, TaskStatus.IN_PROGRESS),
+        (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED),
+        (TaskStatus.IN_PROGRESS, TaskStatus.ERROR),
+        # a claim that expired or was handed back on shutdown goes back to the queue
+        (TaskStatus.IN_PROGRESS, TaskStatus.NEW),
+    }
+)
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    title: str
+    description: str | None
+    payload: dict[str, Any]
+    status: TaskStatus
+    attempts: int
+    error: str | None
+    source: TaskSource
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        id: uuid.UUID,
+        title: str,
+        description: str | None,
+        payload: dict[str, Any],
+        source: TaskSource,
+        now: datetime,
+    ) -> Task:
+        return cls(
+            id=id,
+            title=title,
+            description=description,
+            payload=payload,
+            status=TaskStatus.NEW,
+            attempts=0,
+            error=None,
+            source=source,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _move(self, to: TaskStatus, **changes: Any) -> Task:
+        if (self.status, to) not in ALLOWED:
+            raise InvalidTransition(self.id, self.status, to)
+        return msgspec.structs.replace(self, status=to, **changes)
+
+    def claim(self, *, now: datetime, worker: str, lease_until: datetime) -> Task:
+        """A worker takes the task: one more attempt, leased to that worker until renewed."""
+        return self._move(
+            TaskStatus.IN_PROGRESS,
+            attempts=self.attempts + 1,
+            started_at=now,
+            updated_at=now,
+            lease_owner=worker,
+            lease_expires_at=lease_until,
+        )
+
+    def complete(self, *, now: datetime) -> Task:
+        return self._move(
+            TaskStatus.COMPLETED,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    def fail(self, *, now: datetime, reason: str) -> Task:
+        return self._move(
+            TaskStatus.ERROR,
+            error=reason,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    def release(self, *, now: datetime, count_attempt: bool = True) -> Task:
+        """Back to `new` for another worker; a graceful hand-back does not use up an attempt."""
+        return self._move(
+            TaskStatus.NEW,
+            attempts=self.attempts if count_attempt else self.attempts - 1,
+            started_at=None,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    def expire(self, *, now: datetime, max_attempts: int) -> Task:
+        """The lease ran out (the worker died): retry, or give up after `max_attempts`."""
+        if self.attempts >= max_attempts:
+            return self.fail(
+                now=now,
+                reason=f"worker lost: lease expired on attempt {self.attempts} of {max_attempts}",
+            )
+        return self.release(now=now)
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded status change of a task (`from_status` is None at creation)."""
+
+    task_id: uuid.UUID
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    at: datetime
+    attempt: int
+    worker: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def between(
+        cls, old: Task | None, new: Task, *, worker: str | None = None, reason: str | None = None
+    ) -> Transition:
+        return cls(
+            task_id=new.id,
+            from_status=old.status if old else None,
+            to_status=new.status,
+            at=new.updated_at,
+            attempt=new.attempts,
+            worker=worker,
+            reason=reason if reason is not None else new.error,
+        )

@@ -1,0 +1,114 @@
+"""The dependency-injector container: the only place that knows which adapter serves which port."""
+
+from __future__ import annotations
+
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from dependency_injector import containers, providers
+from faststream.rabbit import RabbitBroker
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.memory import InMemoryDispatchQueue, InMemoryStore, InMemoryUnitOfWork
+from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
+from adapters.postgres.uow import PostgresUnitOfWork
+from adapters.rabbitmq.connection import RabbitProbe, make_broker
+from adapters.rabbitmq.publisher import RabbitDispatchPublisher
+from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
+from application.create import CreateTask
+from application.health import CheckReadiness
+from application.leases import RecoverExpiredLeases, RenewLeases
+from application.process import ProcessTask
+from application.queries import GetHistory, GetTask, ListTasks
+from application.relay import RelayDispatches
+from entrypoints.settings import Settings
+
+
+async def pool_lifecycle(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
+    """Opens in the background (PostgreSQL may come up later); closes on shutdown."""
+    await open_pool(pool)
+    try:
+        yield None
+    finally:
+        await pool.close()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(Uuid7Source)
+    signal = providers.Singleton(WakeSignal)
+    worker_id = providers.Singleton(worker_name)
+    rng = providers.Singleton(random.Random, settings.provided.random_seed)
+    processor = providers.Singleton(
+        EmulatedProcessor,
+        settings.provided.processing_min_seconds,
+        settings.provided.processing_max_seconds,
+        settings.provided.failure_rate,
+        rng,
+    )
+    lease = providers.Factory(lambda s: timedelta(seconds=s), settings.provided.lease_seconds)
+
+    pool = providers.Singleton(
+        make_pool, settings.provided.database_url, max_size=settings.provided.db_pool_size
+    )
+    pool_open = providers.Resource(pool_lifecycle, pool)
+    broker = providers.Singleton(make_broker, settings.provided.rabbitmq_url)
+
+    uow = providers.Factory(PostgresUnitOfWork, pool)
+    publisher = providers.Singleton(RabbitDispatchPublisher, broker)
+    probes = providers.List(
+        providers.Singleton(PostgresProbe, pool), providers.Singleton(RabbitProbe, broker)
+    )
+
+    create_task = providers.Singleton(CreateTask, uow.provider, clock, ids, signal)
+    get_task = providers.Singleton(GetTask, uow.provider)
+    get_history = providers.Singleton(GetHistory, uow.provider)
+    list_tasks = providers.Singleton(ListTasks, uow.provider)
+    readiness = providers.Singleton(CheckReadiness, probes)
+    relay = providers.Singleton(RelayDispatches, uow.provider, publisher)
+    process_task = providers.Singleton(
+        ProcessTask, uow.provider, processor, clock, worker_id, lease
+    )
+    renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease)
+    recover = providers.Singleton(
+        RecoverExpiredLeases, uow.provider, clock, signal, settings.provided.max_attempts
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container(settings=settings)
+    return container
+
+
+def use_memory(container: Container) -> InMemoryDispatchQueue:
+    """Swap PostgreSQL and RabbitMQ for in-memory adapters (`tasks dev`, handler tests)."""
+    store = InMemoryStore()
+    queue = InMemoryDispatchQueue()
+    container.uow.override(providers.Factory(InMemoryUnitOfWork, store))
+    container.publisher.override(providers.Object(queue))
+    container.probes.override(providers.Object([queue]))
+    container.pool_open.override(providers.Object(None))
+    return queue
+
+
+async def init_resources(container: Container) -> None:
+    """Open the pool (in the background: the database may not be up yet)."""
+    pending = container.init_resources()
+    if pending is not None:
+        await pending
+
+
+async def shutdown_resources(container: Container) -> None:
+    pending = container.shutdown_resources()
+    if pending is not None:
+        await pending

@@ -1,0 +1,67 @@
+"""Litestar application factory: routes, DI from the container, problem handlers, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Server
+
+from entrypoints.container import Container
+from entrypoints.http.errors import HANDLERS
+from entrypoints.http.routes import ROUTES
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def _from(provider: Any) -> Provide:
+    """A Litestar dependency that pulls a use case from the container."""
+
+    def dependency() -> Any:
+        return provider()
+
+    return Provide(dependency, sync_to_thread=False, use_cache=True)
+
+
+def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
+    settings = container.settings()
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies={
+            "create": _from(container.create_task),
+            "get_one": _from(container.get_task),
+            "history": _from(container.get_history),
+            "list_all": _from(container.list_tasks),
+            "readiness": _from(container.readiness),
+        },
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        lifespan=lifespan or [],
+        openapi_config=OpenAPIConfig(
+            title="Tasks service",
+            version="1.0.0",
+            description=(
+                "Create tasks over HTTP or AMQP (`tasks.create`); workers take each one "
+                "`new` → `in_progress` → `completed` | `error`. Errors are RFC 9457 problem "
+                "details (`application/problem+json`)."
+            ),
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+            servers=[Server(url="/")],
+            use_handler_docstrings=False,
+        ),
+        before_request=_bind_request,
+        debug=False,
+        logging_config=None,  # structlog is configured by the entry point
+    )
+
+
+async def _bind_request(request: Request[Any, Any, Any]) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(method=request.method, path=request.url.path)

@@ -1,0 +1,48 @@
+"""Exception handlers: every error leaves as application/problem+json, never as a stack trace."""
+
+from __future__ import annotations
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from entrypoints.problems import problem_for
+from entrypoints.wire import Problem
+
+log = structlog.get_logger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    return Response(problem, status_code=problem.status, media_type=PROBLEM, headers=headers)
+
+
+def on_http_error(request: Request[object, object, object], exc: HTTPException) -> Response[Problem]:
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        detail = "; ".join(
+            f"{e.get('key') or e.get('source', 'body')}: {e.get('message')}"
+            if isinstance(e, dict) else str(e)
+            for e in exc.extra
+        )
+    title = {400: "Invalid request", 404: "Not found", 405: "Method not allowed",
+             413: "Request body too large", 415: "Unsupported media type"}.get(
+        exc.status_code, "Request failed")
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return _respond(
+        Problem(title=title, status=exc.status_code, detail=str(detail or title),
+                instance=request.url.path),
+        headers,
+    )
+
+
+def on_error(request: Request[object, object, object], exc: Exception) -> Response[Problem]:
+    problem = problem_for(exc, instance=request.url.path)
+    if problem.status >= 500:
+        log.error("request_failed", path=request.url.path, error=repr(exc),
+                  exc_info=problem.status == 500)
+    headers = {"Retry-After": "5"} if problem.status == 503 else None
+    return _respond(problem, headers)
+
+
+HANDLERS = {HTTPException: on_http_error, Exception: on_error}

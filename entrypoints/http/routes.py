@@ -1,0 +1,110 @@
+"""HTTP routes: parse, call one use case, map the result. Nothing else."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import Parameter
+
+from application.create import CreateTask
+from application.health import CheckReadiness
+from application.model import Cursor, ListQuery
+from application.queries import GetHistory, GetTask, ListTasks
+from domain.errors import ServiceUnavailable
+from domain.task import TaskSource, TaskStatus
+from entrypoints.http.docs import problem, responses
+from entrypoints.wire import Readiness, TaskIn, TaskOut, TaskPage, TransitionOut
+
+LOCATION = ResponseHeader(name="Location", description="URL of the task: `/tasks/{id}`.",
+                          documentation_only=True, required=True)
+REPLAYED = ResponseHeader(
+    name="Idempotent-Replayed", documentation_only=True,
+    description="`true` when an earlier request with the same Idempotency-Key made this task.",
+)
+TaskId = Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")]
+
+
+@post(
+    "/tasks", status_code=201, tags=["tasks"], summary="Create a task",
+    description="Stores the task as `new` and queues it for a worker, in one transaction.",
+    response_headers=[LOCATION, REPLAYED],
+    responses=responses(
+        r409="The Idempotency-Key was already used with a different body.",
+        r413="The body is larger than TASKS_MAX_BODY_BYTES.",
+        r415="The body is not JSON.",
+    ),
+)
+async def create_task(
+    data: TaskIn,
+    create: CreateTask,
+    idempotency_key: Annotated[
+        str | None,
+        Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False,
+                  description="Makes the call safe to repeat: the same key and body return "
+                  "the same task; the same key with another body is a 409."),
+    ] = None,
+) -> Response[TaskOut]:
+    created = await create(data.to_request(TaskSource.API, idempotency_key))
+    headers = {"Location": f"/tasks/{created.task.id}"}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(TaskOut.of(created.task), status_code=201, headers=headers)
+
+
+@get("/tasks/{task_id:uuid}", tags=["tasks"], summary="Get a task",
+     responses=responses(r404="No task has this id."))
+async def get_task(task_id: TaskId, get_one: GetTask) -> TaskOut:
+    return TaskOut.of(await get_one(task_id))
+
+
+@get("/tasks/{task_id:uuid}/history", tags=["tasks"], summary="Status history of a task",
+     description="Every status change, oldest first, with the worker and attempt.",
+     responses=responses(r404="No task has this id."))
+async def get_history(task_id: TaskId, history: GetHistory) -> list[TransitionOut]:
+    return [TransitionOut.of(t) for t in await history(task_id)]
+
+
+@get("/tasks", tags=["tasks"], summary="List tasks, newest first",
+     description="Keyset pagination: follow `next_cursor` until it is null.",
+     responses=responses())
+async def list_tasks(
+    list_all: ListTasks,
+    status: Annotated[
+        list[TaskStatus] | None,
+        Parameter(query="status", required=False,
+                  description="Only tasks in one of these statuses (repeat for several)."),
+    ] = None,
+    limit: Annotated[int, Parameter(ge=1, le=500, description="Page size, 1..500.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Parameter(required=False, max_length=200,
+                  description="`next_cursor` of the previous page (opaque)."),
+    ] = None,
+) -> TaskPage:
+    query = ListQuery(
+        statuses=frozenset(status or ()),
+        limit=limit,
+        after=Cursor.decode(cursor) if cursor is not None else None,
+    )
+    return TaskPage.of(await list_all(query))
+
+
+@get("/health/live", tags=["health"], summary="The process is running")
+async def live() -> Readiness:
+    return Readiness(status="ok", checks={})
+
+
+@get("/health/ready", tags=["health"], summary="PostgreSQL and RabbitMQ are reachable",
+     responses={503: problem("A dependency is down; `detail` names which.")})
+async def ready(readiness: CheckReadiness) -> Readiness:
+    checks = await readiness()
+    down = {name: why for name, why in checks.items() if why != "ok"}
+    if down:
+        raise ServiceUnavailable("; ".join(f"{name}: {why}" for name, why in down.items()))
+    return Readiness(status="ok", checks=checks)
+
+
+ROUTES = [create_task, get_task, get_history, list_tasks, live, ready]

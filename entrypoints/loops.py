@@ -1,0 +1,71 @@
+"""Background loops a process runs beside its main job: outbox relay, lease renewal, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from adapters.system import WakeSignal
+from domain.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+async def relay_loop(
+    relay: Callable[[], Awaitable[int]], signal: WakeSignal, sweep_seconds: float
+) -> None:
+    """Publish right after a commit wakes us, and every `sweep_seconds` as a backstop."""
+    backoff = 0.5
+    while True:
+        try:
+            await asyncio.wait_for(signal.event.wait(), sweep_seconds)
+        except TimeoutError:
+            pass
+        signal.event.clear()
+        try:
+            while (sent := await relay()) > 0:
+                log.debug("dispatches_relayed", count=sent)
+            backoff = 0.5
+        except ServiceUnavailable as exc:
+            log.warning("relay_paused", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            signal.notify()  # try again straight after the pause
+        except Exception:
+            log.exception("relay_failed")
+            await asyncio.sleep(backoff)
+
+
+async def every(
+    name: str, seconds: float, step: Callable[[], Awaitable[int]], *, first_delay: float = 0
+) -> None:
+    """Run `step` periodically; an outage or a bug is logged and retried, never fatal."""
+    await asyncio.sleep(first_delay)
+    while True:
+        try:
+            count = await step()
+            if count:
+                log.info(f"{name}_done", count=count)
+        except ServiceUnavailable as exc:
+            log.warning(f"{name}_paused", error=str(exc))
+        except Exception:
+            log.exception(f"{name}_failed")
+        await asyncio.sleep(seconds)
+
+
+class Background:
+    """A set of named loops started together and cancelled together."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, coro: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

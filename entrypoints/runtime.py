@@ -1,0 +1,101 @@
+"""What each long-running command runs beside its main job, started and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from litestar import Litestar
+
+from adapters.memory import InMemoryDispatchQueue
+from adapters.rabbitmq.connection import start_with_retry
+from entrypoints.container import Container, init_resources, shutdown_resources
+from entrypoints.intake import subscribe_intake
+from entrypoints.loops import Background, every, relay_loop
+from entrypoints.worker import WorkerRuntime, consume_memory, subscribe_dispatches
+
+log = structlog.get_logger(__name__)
+
+
+def api_lifespan(container: Container, intake: bool):
+    """Pool, broker (with retry, in the background), outbox relay and, optionally, intake."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        settings = container.settings()
+        await init_resources(container)
+        broker = container.broker()
+        if intake:
+            subscribe_intake(broker, container.create_task(), settings.intake_prefetch)
+        loops = Background()
+        stop = asyncio.Event()
+        loops.start(start_with_retry(broker, stop), "broker-connect")
+        loops.start(relay_loop(container.relay(), container.signal(),
+                               settings.relay_interval_seconds), "relay")
+        log.info("api_started", intake=intake)
+        try:
+            yield
+        finally:
+            stop.set()
+            await loops.stop()
+            await broker.stop()
+            await shutdown_resources(container)
+            log.info("api_stopped")
+
+    return lifespan
+
+
+async def run_worker(container: Container, stop: asyncio.Event) -> None:
+    """Consume until `stop` is set, then drain, hand back, and close."""
+    settings = container.settings()
+    await init_resources(container)
+    broker = container.broker()
+    runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
+    subscribe_dispatches(broker, runtime, settings.worker_concurrency)
+    loops = Background()
+    loops.start(relay_loop(container.relay(), container.signal(),
+                           settings.relay_interval_seconds), "relay")
+    loops.start(every("lease_renewal", settings.lease_renew_seconds, container.renew_leases()),
+                "renew")
+    loops.start(every("recovery", settings.recovery_interval_seconds, container.recover(),
+                      first_delay=1.0), "recovery")
+    log.info("worker_started", worker=container.worker_id(),
+             concurrency=settings.worker_concurrency)
+    try:
+        if await start_with_retry(broker, stop):
+            await stop.wait()
+    finally:
+        await runtime.drain()
+        await loops.stop()
+        await broker.stop()
+        await shutdown_resources(container)
+        log.info("worker_stopped", worker=container.worker_id())
+
+
+def dev_lifespan(container: Container, queue: InMemoryDispatchQueue):
+    """Everything in one process on in-memory adapters: relay, worker, lease upkeep."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        settings = container.settings()
+        await init_resources(container)
+        runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
+        loops = Background()
+        loops.start(relay_loop(container.relay(), container.signal(),
+                               settings.relay_interval_seconds), "relay")
+        loops.start(consume_memory(queue, runtime, settings.worker_concurrency), "worker")
+        loops.start(every("lease_renewal", settings.lease_renew_seconds,
+                          container.renew_leases()), "renew")
+        loops.start(every("recovery", settings.recovery_interval_seconds,
+                          container.recover()), "recovery")
+        log.info("dev_started", note="in-memory storage and queue: nothing is kept on exit")
+        try:
+            yield
+        finally:
+            await runtime.drain()
+            await loops.stop()
+            await shutdown_resources(container)
+
+    return lifespan

@@ -1,0 +1,98 @@
+"""Settings from the environment (and ./.env); a bad value stops start-up with one clear line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_type_hints
+
+import msgspec
+
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "postgresql://postgres:postgres@localhost:5432/tasks"
+    rabbitmq_url: str = "amqp://guest:guest@localhost:5672/"
+    http_host: str = "0.0.0.0"
+    http_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    http_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    processing_min_seconds: Seconds = 5.0
+    processing_max_seconds: Seconds = 10.0
+    failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    worker_concurrency: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100
+    lease_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    lease_renew_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    recovery_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    max_attempts: Positive = 3
+    shutdown_grace_seconds: Seconds = 20.0
+    relay_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    intake_enabled: bool = True
+    intake_prefetch: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 200
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    random_seed: int | None = None
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.processing_min_seconds > self.processing_max_seconds:
+            raise ValueError(
+                "TASKS_PROCESSING_MIN_SECONDS must not exceed TASKS_PROCESSING_MAX_SECONDS "
+                f"({self.processing_min_seconds} > {self.processing_max_seconds})"
+            )
+        if self.lease_renew_seconds >= self.lease_seconds:
+            raise ValueError(
+                "TASKS_LEASE_RENEW_SECONDS must be shorter than TASKS_LEASE_SECONDS "
+                f"({self.lease_renew_seconds} >= {self.lease_seconds})"
+            )
+
+
+class SettingsError(Exception):
+    """One line naming the bad setting."""
+
+
+PREFIX = "TASKS_"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blanks and # comments ignored; optional matching quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """The process environment wins over .env; unknown TASKS_* names are ignored."""
+    source = read_dotenv(dotenv) if dotenv else {}
+    source.update(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {}
+    hints = get_type_hints(Settings, include_extras=True)
+    for name in Settings.__struct_fields__:
+        key = PREFIX + name.upper()
+        value = source.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            one = msgspec.defstruct("One", [(name, hints[name])])
+            raw[name] = getattr(msgspec.convert({name: value}, one, strict=False), name)
+        except msgspec.ValidationError as exc:
+            message = str(exc).split(" - at ")[0]
+            raise SettingsError(f"invalid setting {key}={value!r}: {message}") from None
+    try:
+        return Settings(**raw)
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None

@@ -1,0 +1,133 @@
+"""Wire shapes shared by HTTP and AMQP, mapped to and from the domain at the edge."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from application.model import NewTaskRequest, Page
+from domain.errors import InvalidInput
+from domain.task import Task, TaskSource, TaskStatus, Transition
+
+
+class Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every request and response body."""
+
+
+Title = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=255, description="Short name of the task.",
+                      examples=["Resize image 42"])
+]
+Description = Annotated[
+    str, msgspec.Meta(max_length=10_000, description="Free text, up to 10,000 characters.")
+]
+
+
+class TaskIn(Wire):
+    """The body of `POST /tasks` and of a message on `tasks.create`."""
+
+    title: Title
+    description: Description | None = None
+    payload: Annotated[
+        dict[str, Any],
+        msgspec.Meta(description="Any JSON object; stored and returned as given.",
+                     examples=[{"image_id": 42, "width": 640}]),
+    ] = msgspec.field(default_factory=dict)
+
+    def to_request(self, source: TaskSource, idempotency_key: str | None) -> NewTaskRequest:
+        _no_nul(self.title)
+        _no_nul(self.description)
+        _no_nul(self.payload)
+        return NewTaskRequest(
+            title=self.title,
+            description=self.description,
+            payload=self.payload,
+            source=source,
+            idempotency_key=idempotency_key,
+        )
+
+
+def _no_nul(value: object, where: str = "") -> None:
+    """PostgreSQL text and jsonb cannot hold U+0000; say so instead of failing later."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("text must not contain the NUL character (U+0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC) if moment is not None else None
+
+
+class TaskOut(Wire):
+    id: uuid.UUID
+    title: str
+    description: str | None
+    payload: dict[str, Any]
+    status: TaskStatus
+    attempts: Annotated[int, msgspec.Meta(description="How many times a worker claimed it.")]
+    error: Annotated[str | None, msgspec.Meta(description="Why it failed; null unless `error`.")]
+    source: TaskSource
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id, title=task.title, description=task.description, payload=task.payload,
+            status=task.status, attempts=task.attempts, error=task.error, source=task.source,
+            created_at=task.created_at.astimezone(UTC),
+            updated_at=task.updated_at.astimezone(UTC),
+            started_at=_utc(task.started_at), finished_at=_utc(task.finished_at),
+        )
+
+
+class TaskPage(Wire):
+    items: list[TaskOut]
+    next_cursor: Annotated[
+        str | None, msgspec.Meta(description="Pass as `cursor` for the next page; null at the end.")
+    ]
+
+    @classmethod
+    def of(cls, page: Page) -> TaskPage:
+        return cls(items=[TaskOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+class TransitionOut(Wire):
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    at: datetime
+    attempt: int
+    worker: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, t: Transition) -> TransitionOut:
+        return cls(from_status=t.from_status, to_status=t.to_status, at=t.at.astimezone(UTC),
+                   attempt=t.attempt, worker=t.worker, reason=t.reason)
+
+
+class Problem(Wire, kw_only=True):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class Readiness(Wire):
+    status: Annotated[str, msgspec.Meta(examples=["ok"])]
+    checks: Annotated[dict[str, str], msgspec.Meta(examples=[{"database": "ok", "broker": "ok"}])]
