@@ -1,0 +1,88 @@
+"""Fixtures: real services for integration and end-to-end tests (a fresh database and vhost each)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.support.processes import Stack
+from tests.support.services import Services, provide_services
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    with provide_services() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def template_database(services: Services) -> Iterator[str]:
+    """One migrated database that every test database is copied from (fast CREATE ... TEMPLATE)."""
+    import asyncio
+
+    from adapters.postgres.migrate import migrate
+
+    url = services.new_database()
+    asyncio.run(migrate(url))
+    yield str(conninfo_to_dict(url)["dbname"])
+    services.drop_database(url)
+
+
+@pytest.fixture
+def database_url(services: Services, template_database: str) -> Iterator[str]:
+    url = services.new_database(template=template_database)
+    yield url
+    services.drop_database(url)
+
+
+@pytest.fixture
+def empty_database_url(services: Services) -> Iterator[str]:
+    """A database with no schema at all (for migration tests)."""
+    url = services.new_database()
+    yield url
+    services.drop_database(url)
+
+
+@pytest.fixture
+def rabbitmq_url(services: Services) -> Iterator[str]:
+    url = services.new_vhost()
+    yield url
+    services.drop_vhost(url)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for assertions on what is really stored."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def stack(database_url: str, rabbitmq_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Real `tasks` processes; their logs are printed when the test fails."""
+    running = Stack(database_url, rabbitmq_url)
+    yield running
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(running.logs())
+    running.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[object]:
+    from adapters.postgres.pool import make_pool
+
+    pg = make_pool(database_url, max_size=4)
+    await pg.open(wait=True, timeout=10)
+    yield pg
+    await pg.close()

@@ -1,0 +1,121 @@
+"""Real PostgreSQL and RabbitMQ for the tests: from the environment, else from testcontainers.
+
+Never silently skipped: with neither, the tests fail and say how to provide them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+HOW_TO = (
+    "integration tests need a real PostgreSQL and RabbitMQ: set TASKS_TEST_DATABASE_URL "
+    "(e.g. postgresql://postgres@127.0.0.1:5432/postgres) and TASKS_TEST_RABBITMQ_URL "
+    "(e.g. amqp://guest:guest@127.0.0.1:5672/), or run a Docker engine so that "
+    "testcontainers can start them"
+)
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+@dataclass
+class Services:
+    """Admin URLs plus the means to stop/start/restart each service for chaos tests."""
+
+    database_url: str
+    rabbitmq_url: str
+    broker_ctl: list[str] = field(default_factory=lambda: ["rabbitmqctl"])
+    containers: list[Any] = field(default_factory=list)
+    pg_restart: list[str] | None = None
+
+    # -- RabbitMQ ---------------------------------------------------------------------------
+    def rabbitmqctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.broker_ctl, *args], capture_output=True, text=True,
+                              timeout=120, check=check)
+
+    def new_vhost(self) -> str:
+        """A fresh vhost and its URL; tests never share queues."""
+        name = f"tasks-test-{uuid.uuid4().hex[:10]}"
+        user = urllib.parse.urlsplit(self.rabbitmq_url).username or "guest"
+        self.rabbitmqctl("add_vhost", name)
+        self.rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        parts = urllib.parse.urlsplit(self.rabbitmq_url)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+
+    def drop_vhost(self, url: str) -> None:
+        name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
+        self.rabbitmqctl("delete_vhost", name, check=False)
+
+    # -- PostgreSQL -------------------------------------------------------------------------
+    def new_database(self, template: str | None = None) -> str:
+        name = f"tasks_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+            conn.execute(query)
+        return make_conninfo(self.database_url, dbname=name)
+
+    def drop_database(self, url: str) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(str(name))))
+
+    def restart_postgres(self) -> None:
+        if self.pg_restart is None:
+            raise RuntimeError("no way to restart this PostgreSQL")
+        subprocess.run(self.pg_restart, check=True, capture_output=True, timeout=120)
+
+
+def _local_pg_restart() -> list[str] | None:
+    if not shutil.which("pg_ctlcluster") or not os.path.isdir("/etc/postgresql"):
+        return None
+    versions = sorted(os.listdir("/etc/postgresql"))
+    if not versions:
+        return None
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"]
+
+
+@contextmanager
+def provide_services() -> Iterator[Services]:
+    db = os.environ.get("TASKS_TEST_DATABASE_URL")
+    mq = os.environ.get("TASKS_TEST_RABBITMQ_URL")
+    if db and mq:
+        if not shutil.which("rabbitmqctl"):
+            pytest.fail("TASKS_TEST_RABBITMQ_URL is set but rabbitmqctl is not on PATH: the "
+                        "tests create a vhost each and need rabbitmqctl for it")
+        yield Services(db, mq, pg_restart=_local_pg_restart())
+        return
+    if not docker_available():
+        pytest.fail(HOW_TO, pytrace=False)
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as pg, \
+            RabbitMqContainer("rabbitmq:3.13-alpine") as mq_container:
+        params = mq_container.get_connection_params()
+        mq_url = (f"amqp://guest:guest@{params.host}:{params.port}/")
+        yield Services(
+            pg.get_connection_url(),
+            mq_url,
+            broker_ctl=["docker", "exec", mq_container.get_wrapped_container().id, "rabbitmqctl"],
+            containers=[pg, mq_container],
+            pg_restart=["docker", "restart", pg.get_wrapped_container().id],
+        )
