@@ -12,6 +12,7 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
+from adapters.rabbitmq.connection import raw_body
 from adapters.rabbitmq.topology import CREATE_DLQ, CREATE_QUEUE, REASON_HEADER
 from application.create import CreateTask
 from application.retry import retrying
@@ -31,6 +32,7 @@ def subscribe_intake(broker: RabbitBroker, create: CreateTask, prefetch: int) ->
         channel=Channel(prefetch_count=prefetch),
         ack_policy=AckPolicy.MANUAL,
         no_reply=True,
+        decoder=raw_body,
         title="tasks.create",
     )
     async def on_create(msg: RabbitMessage) -> None:

@@ -13,6 +13,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from adapters.memory import InMemoryDispatchQueue
+from adapters.rabbitmq.connection import raw_body
 from adapters.rabbitmq.topology import DISPATCH_QUEUE
 from application.model import Dispatch
 from application.process import Outcome, ProcessTask
@@ -65,6 +66,7 @@ def subscribe_dispatches(broker: RabbitBroker, runtime: WorkerRuntime, prefetch:
         channel=Channel(prefetch_count=prefetch),
         ack_policy=AckPolicy.MANUAL,
         no_reply=True,
+        decoder=raw_body,
         title="tasks.dispatch",
     )
     async def on_dispatch(msg: RabbitMessage) -> None:

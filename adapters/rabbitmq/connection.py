@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from typing import Any
+
 import structlog
+from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker
 
 from adapters.rabbitmq import topology
@@ -57,6 +60,12 @@ async def _reset(broker: RabbitBroker) -> None:
         await broker.stop()
     except Exception:  # noqa: BLE001, S110 - nothing to close after a failed connect
         pass
+
+
+async def raw_body(message: StreamMessage[Any]) -> bytes:
+    """FastStream decoder that leaves the body alone: we validate it ourselves, so that a body
+    that is not JSON reaches our handler (and the dead-letter queue) instead of failing earlier."""
+    return message.body
 
 
 class RabbitProbe:

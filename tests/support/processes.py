@@ -137,3 +137,21 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log()[-4000:]}" for p in self.procs)
+
+
+async def eventually(check: Callable[[], object], timeout: float, what: str,
+                     every: float = 0.1) -> object:
+    """Async `wait_until`: `check` may be sync or async."""
+    import asyncio
+    import inspect
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
