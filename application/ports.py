@@ -21,7 +21,7 @@ class TaskRepository(Protocol):
 
     async def get(self, task_id: uuid.UUID) -> Task | None: ...
 
-    async def list(self, query: ListQuery) -> list[Task]:
+    async def page(self, query: ListQuery) -> list[Task]:
         """Newest first, strictly after `query.after`, at most `query.limit + 1` rows."""
         ...
 

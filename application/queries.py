@@ -42,7 +42,7 @@ class ListTasks:
 
     async def __call__(self, query: ListQuery) -> Page:
         async with self._uow() as uow:
-            rows = await uow.tasks.list(query)
+            rows = await uow.tasks.page(query)
         items = rows[: query.limit]
         more = len(rows) > query.limit
         return Page(items, Cursor.after(items[-1]).encode() if more else None)

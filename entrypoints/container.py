@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from dependency_injector import containers, providers
-from faststream.rabbit import RabbitBroker
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryDispatchQueue, InMemoryStore, InMemoryUnitOfWork

@@ -50,7 +50,7 @@ def subscribe_intake(broker: RabbitBroker, create: CreateTask, prefetch: int) ->
                 problem = problem_for(exc)
                 try:
                     await _dead_letter(broker, msg, problem.detail)
-                except Exception:  # noqa: BLE001 - fall back to RabbitMQ's own dead-lettering
+                except Exception:
                     log.exception("dead_letter_publish_failed")
                     await msg.reject(requeue=False)
                     return

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
 
 import structlog
 
@@ -19,10 +20,8 @@ async def relay_loop(
     """Publish right after a commit wakes us, and every `sweep_seconds` as a backstop."""
     backoff = 0.5
     while True:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal.event.wait(), sweep_seconds)
-        except TimeoutError:
-            pass
         signal.event.clear()
         try:
             while (sent := await relay()) > 0:
@@ -59,10 +58,10 @@ class Background:
     """A set of named loops started together and cancelled together."""
 
     def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[object]] = []
 
-    def start(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+    def start(self, coro: Coroutine[object, object, object], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -12,6 +12,7 @@ from litestar import Litestar
 from adapters.memory import InMemoryDispatchQueue
 from adapters.rabbitmq.connection import start_with_retry
 from entrypoints.container import Container, init_resources, shutdown_resources
+from entrypoints.http.app import Lifespan
 from entrypoints.intake import subscribe_intake
 from entrypoints.loops import Background, every, relay_loop
 from entrypoints.worker import WorkerRuntime, consume_memory, subscribe_dispatches
@@ -19,7 +20,7 @@ from entrypoints.worker import WorkerRuntime, consume_memory, subscribe_dispatch
 log = structlog.get_logger(__name__)
 
 
-def api_lifespan(container: Container, intake: bool):
+def api_lifespan(container: Container, intake: bool) -> Lifespan:
     """Pool, broker (with retry, in the background), outbox relay and, optionally, intake."""
 
     @contextlib.asynccontextmanager
@@ -74,7 +75,7 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
         log.info("worker_stopped", worker=container.worker_id())
 
 
-def dev_lifespan(container: Container, queue: InMemoryDispatchQueue):
+def dev_lifespan(container: Container, queue: InMemoryDispatchQueue) -> Lifespan:
     """Everything in one process on in-memory adapters: relay, worker, lease upkeep."""
 
     @contextlib.asynccontextmanager

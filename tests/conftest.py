@@ -1,4 +1,4 @@
-"""Fixtures: real services for integration and end-to-end tests (a fresh database and vhost each)."""
+"""Fixtures: real services for integration and end-to-end tests (fresh database and vhost each)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ class InMemoryStore:
 
 
 class InMemoryTasks:
-    def __init__(self, store: InMemoryStore, undo: list[Callable[[], None]]) -> None:
+    def __init__(self, store: InMemoryStore, undo: list[Callable[[], object]]) -> None:
         self._s = store
         self._undo = undo
 
@@ -51,7 +51,7 @@ class InMemoryTasks:
     async def get(self, task_id: uuid.UUID) -> Task | None:
         return self._s.tasks.get(task_id)
 
-    async def list(self, query: ListQuery) -> list[Task]:
+    async def page(self, query: ListQuery) -> list[Task]:
         rows = sorted(self._s.tasks.values(), key=lambda t: (t.created_at, t.id), reverse=True)
         if query.statuses:
             rows = [t for t in rows if t.status in query.statuses]
@@ -82,7 +82,7 @@ class InMemoryTasks:
                 if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker]
         for t in held:
             self._s.tasks[t.id] = msgspec.structs.replace(t, lease_expires_at=until)
-            self._undo.append(lambda t=t: self._s.tasks.__setitem__(t.id, t))
+        self._undo.append(lambda: self._s.tasks.update({t.id: t for t in held}))
         return len(held)
 
     async def record(self, transitions: Sequence[Transition]) -> None:
@@ -95,7 +95,7 @@ class InMemoryTasks:
 
 
 class InMemoryOutbox:
-    def __init__(self, store: InMemoryStore, undo: list[Callable[[], None]]) -> None:
+    def __init__(self, store: InMemoryStore, undo: list[Callable[[], object]]) -> None:
         self._s = store
         self._undo = undo
 
@@ -116,7 +116,7 @@ class InMemoryUnitOfWork:
 
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], object]] = []
         self.tasks = InMemoryTasks(store, self._undo)
         self.outbox = InMemoryOutbox(store, self._undo)
         self.committed = False

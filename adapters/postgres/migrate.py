@@ -36,7 +36,7 @@ async def ensure_database(url: str) -> None:
     admin = make_conninfo(url, dbname="postgres")
     async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
         try:
-            await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
             log.info("database_created", database=name)
         except psycopg.errors.DuplicateDatabase:
             pass  # another replica was faster
@@ -57,7 +57,7 @@ async def migrate(url: str) -> list[str]:
                 if version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(path.read_text())  # type: ignore[call-overload]
+                    await conn.execute(path.read_text())
                     await conn.execute(
                         "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
                     )

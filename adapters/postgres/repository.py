@@ -24,7 +24,7 @@ _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 @functools.cache
 def _q(name: str, filters: tuple[str, ...] = ()) -> sql.Composed:
-    where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")  # type: ignore[arg-type]
+    where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")
     return statement(name, columns=_COLUMNS, filters=where)
 
 
@@ -73,7 +73,7 @@ class PostgresTasks:
         row = await cur.fetchone()
         return to_task(row) if row else None
 
-    async def list(self, query: ListQuery) -> list[Task]:
+    async def page(self, query: ListQuery) -> list[Task]:
         filters: list[str] = []
         params: dict[str, Any] = {"limit": query.limit + 1}
         if query.statuses:
@@ -140,7 +140,10 @@ class PostgresOutbox:
             return
         await self._conn.execute(
             _q("outbox_put"),
-            {"task_id": [d.task_id for d in dispatches], "attempt": [d.attempt for d in dispatches]},
+            {
+                "task_id": [d.task_id for d in dispatches],
+                "attempt": [d.attempt for d in dispatches],
+            },
         )
 
     async def take(self, limit: int) -> list[Dispatch]:

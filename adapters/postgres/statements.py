@@ -29,7 +29,7 @@ def statements() -> dict[str, str]:
 
 def statement(name: str, **fragments: sql.Composable) -> sql.Composed:
     """The named block, with `{placeholders}` filled by psycopg.sql fragments."""
-    return sql.SQL(statements()[name]).format(**fragments)  # type: ignore[arg-type]
+    return sql.SQL(statements()[name]).format(**fragments)
 
 
 def migrations() -> list[Path]:

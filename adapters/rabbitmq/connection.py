@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-
+import contextlib
 from typing import Any
 
 import structlog
@@ -37,7 +37,7 @@ async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = No
             await broker.connect()
             await topology.declare(broker)
             await broker.start()
-        except (OSError, ConnectionError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+        except (TimeoutError, OSError, ConnectionError, Exception) as exc:  # noqa: BLE001
             log.warning("broker_unavailable", attempt=attempt, retry_in=delay,
                         error=f"{type(exc).__name__}: {exc}")
             await _reset(broker)
@@ -56,10 +56,8 @@ async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = No
 
 
 async def _reset(broker: RabbitBroker) -> None:
-    try:
+    with contextlib.suppress(Exception):  # nothing to close after a failed connect
         await broker.stop()
-    except Exception:  # noqa: BLE001, S110 - nothing to close after a failed connect
-        pass
 
 
 async def raw_body(message: StreamMessage[Any]) -> bytes:

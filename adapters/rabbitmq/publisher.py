@@ -35,5 +35,5 @@ class RabbitDispatchPublisher:
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
         try:
             await asyncio.gather(*(self._one(d) for d in dispatches))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not confirmed"
+        except Exception as exc:
             raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc

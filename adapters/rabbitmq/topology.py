@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
 
 CREATE = "tasks.create"
@@ -20,13 +22,13 @@ def _to(dlq: str) -> dict[str, str]:
     return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
 
 
-CREATE_QUEUE = RabbitQueue(CREATE, durable=True, arguments=_to(CREATE_DLQ))  # type: ignore[arg-type]
+CREATE_QUEUE = RabbitQueue(CREATE, durable=True, arguments=cast(Any, _to(CREATE_DLQ)))
 CREATE_DLQ_QUEUE = RabbitQueue(CREATE_DLQ, durable=True)
 DISPATCH_QUEUE = RabbitQueue(
     DISPATCH,
     queue_type=QueueType.QUORUM,
     durable=True,
-    arguments={"x-delivery-limit": DISPATCH_DELIVERY_LIMIT, **_to(DISPATCH_DLQ)},  # type: ignore[typeddict-item]
+    arguments=cast(Any, {"x-delivery-limit": DISPATCH_DELIVERY_LIMIT, **_to(DISPATCH_DLQ)}),
 )
 DISPATCH_DLQ_QUEUE = RabbitQueue(DISPATCH_DLQ, durable=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -17,7 +19,9 @@ def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Respons
     return Response(problem, status_code=problem.status, media_type=PROBLEM, headers=headers)
 
 
-def on_http_error(request: Request[object, object, object], exc: HTTPException) -> Response[Problem]:
+def on_http_error(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[Problem]:
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = "; ".join(
@@ -36,7 +40,7 @@ def on_http_error(request: Request[object, object, object], exc: HTTPException) 
     )
 
 
-def on_error(request: Request[object, object, object], exc: Exception) -> Response[Problem]:
+def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     problem = problem_for(exc, instance=request.url.path)
     if problem.status >= 500:
         log.error("request_failed", path=request.url.path, error=repr(exc),

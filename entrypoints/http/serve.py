@@ -1,4 +1,4 @@
-"""App factories that uvicorn imports by name (so that several worker processes can each build one)."""
+"""App factories uvicorn imports by name, so that each of several API processes builds its own."""
 
 from __future__ import annotations
 

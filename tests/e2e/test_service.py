@@ -1,4 +1,4 @@
-"""End to end: real `tasks migrate`, `tasks api`, `tasks worker` processes on PostgreSQL and RabbitMQ."""
+"""End to end: real `tasks migrate`, `api` and `worker` processes on PostgreSQL and RabbitMQ."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ async def test_the_same_message_id_twice_creates_one_task(
         await amqp.publish(b'{"title": "marker"}', message_id="marker")
 
         def both_seen() -> bool:
-            return db.execute("SELECT count(*) FROM tasks WHERE title = 'marker'").fetchone()[0] == 1
+            found = db.execute("SELECT count(*) FROM tasks WHERE title = 'marker'").fetchone()
+            return found[0] == 1
 
         await eventually(both_seen, 30, "the marker task")
         async def drained() -> bool:
