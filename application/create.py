@@ -1,13 +1,16 @@
-"""CreateTask: store a task and its dispatch in one transaction."""
+"""CreateTask: store tasks and their dispatches, many concurrent requests per transaction."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import msgspec
 import structlog
 
-from application.model import Dispatch, NewTaskRequest
+from application.batching import MicroBatcher
+from application.model import Dispatch, NewTaskRequest, Stored
 from application.ports import Clock, DispatchSignal, IdSource, UnitOfWorkFactory
-from domain.errors import IdempotencyConflict
+from domain.errors import IdempotencyConflict, InvalidInput
 from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
@@ -19,40 +22,75 @@ class Created(msgspec.Struct, frozen=True):
 
 
 class CreateTask:
-    """The task, its `created` history entry and its outbox entry commit together or not at all.
+    """A task, its `created` history entry and its outbox entry commit together or not at all.
 
     The same idempotency key with the same request returns the first task; with another
-    request it is a conflict.
+    request it is a conflict. Concurrent calls are grouped into one transaction (one INSERT
+    per table) — a row that the database refuses fails alone, not its whole batch.
     """
 
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, ids: IdSource, signal: DispatchSignal
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdSource,
+        signal: DispatchSignal,
+        max_batch: int = 256,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._signal = signal
+        self._batcher: MicroBatcher[NewTaskRequest, Created] = MicroBatcher(
+            self._create_batch, max_batch=max_batch
+        )
 
     async def __call__(self, request: NewTaskRequest) -> Created:
-        task = Task.create(
-            id=self._ids.new_id(),
-            title=request.title,
-            description=request.description,
-            payload=request.payload,
-            source=request.source,
-            now=self._clock.now(),
-        )
+        return await self._batcher.submit(request)
+
+    async def _create_batch(
+        self, requests: list[NewTaskRequest]
+    ) -> Sequence[Created | BaseException]:
+        try:
+            return await self._store(requests)
+        except InvalidInput:
+            if len(requests) == 1:
+                raise
+        # one bad row spoilt the batch: redo them one by one so only that one fails
+        results: list[Created | BaseException] = []
+        for request in requests:
+            try:
+                results.extend(await self._store([request]))
+            except InvalidInput as exc:
+                results.append(exc)
+        return results
+
+    async def _store(self, requests: list[NewTaskRequest]) -> list[Created | BaseException]:
+        now = self._clock.now()
+        tasks = [
+            Task.create(id=self._ids.new_id(), title=r.title, description=r.description,
+                        payload=r.payload, source=r.source, now=now)
+            for r in requests
+        ]
         async with self._uow() as uow:
-            stored = await uow.tasks.add(task, request)
-            if stored.inserted:
-                await uow.tasks.record([Transition.between(None, task)])
-                await uow.outbox.put([Dispatch(task.id, 1)])
+            stored = await uow.tasks.add_many(tasks, requests)
+            fresh = [s.task for s in stored if s.inserted]
+            if fresh:
+                await uow.tasks.record([Transition.between(None, t) for t in fresh])
+                await uow.outbox.put([Dispatch(t.id, 1) for t in fresh])
                 await uow.commit()
-        if not stored.inserted:
-            if stored.fingerprint != request.fingerprint():
-                raise IdempotencyConflict(request.idempotency_key or "")
-            log.info("task_create_replayed", task_id=str(stored.task.id))
-            return Created(stored.task, replayed=True)
-        self._signal.notify()
-        log.info("task_created", task_id=str(task.id), source=task.source)
-        return Created(task, replayed=False)
+        if fresh:
+            self._signal.notify()
+        return [self._answer(r, s) for r, s in zip(requests, stored, strict=True)]
+
+    @staticmethod
+    def _answer(request: NewTaskRequest, stored: Stored) -> Created | BaseException:
+        task_id = str(stored.task.id)
+        if stored.inserted:
+            log.info("task_created", task_id=task_id, source=stored.task.source)
+            return Created(stored.task, replayed=False)
+        if stored.fingerprint != request.fingerprint():
+            log.info("task_create_conflict", task_id=task_id, key=request.idempotency_key)
+            return IdempotencyConflict(request.idempotency_key or "")
+        log.info("task_create_replayed", task_id=task_id)
+        return Created(stored.task, replayed=True)

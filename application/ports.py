@@ -19,6 +19,12 @@ class TaskRepository(Protocol):
         """Insert `task`, unless `request.idempotency_key` is taken: then return the stored one."""
         ...
 
+    async def add_many(
+        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
+    ) -> list[Stored]:
+        """`add` for many at once, one result per task in order (keys may repeat in a batch)."""
+        ...
+
     async def get(self, task_id: uuid.UUID) -> Task | None: ...
 
     async def page(self, query: ListQuery) -> list[Task]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import structlog
+
 from application.ports import DispatchPublisher, UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
 
 
 class RelayDispatches:
@@ -26,4 +30,6 @@ class RelayDispatches:
                 return 0
             await self._publisher.publish(pending)
             await uow.commit()
+        for dispatch in pending:
+            log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt)
         return len(pending)

@@ -28,6 +28,7 @@ def _serve(factory: str, settings: Settings, workers: int) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        timeout_worker_healthcheck=60,  # importing the app takes seconds on a loaded box
     )
 
 

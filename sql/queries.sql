@@ -1,17 +1,21 @@
 -- Named statements used by adapters/postgres. `{columns}` and `{filters}` are filled with
 -- psycopg.sql identifiers and fragments, never with values.
 
--- name: insert_task
+-- name: insert_tasks
 INSERT INTO tasks (id, title, description, payload, status, attempts, error, source,
                    idempotency_key, fingerprint, created_at, updated_at)
-VALUES (%(id)s, %(title)s, %(description)s, %(payload)s, %(status)s, %(attempts)s, %(error)s,
-        %(source)s, %(idempotency_key)s, %(fingerprint)s, %(created_at)s, %(updated_at)s)
+SELECT * FROM unnest(%(id)s::uuid[], %(title)s::text[], %(description)s::text[],
+                     %(payload)s::jsonb[], %(status)s::text[], %(attempts)s::int[],
+                     %(error)s::text[], %(source)s::text[], %(idempotency_key)s::text[],
+                     %(fingerprint)s::text[], %(created_at)s::timestamptz[],
+                     %(updated_at)s::timestamptz[])
 ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 
--- name: select_by_key
-SELECT {columns}, fingerprint FROM tasks
-WHERE source = %(source)s AND idempotency_key = %(idempotency_key)s;
+-- name: select_by_keys
+SELECT {columns}, fingerprint, idempotency_key FROM tasks
+WHERE idempotency_key IS NOT NULL
+  AND (source, idempotency_key) IN (SELECT * FROM unnest(%(source)s::text[], %(key)s::text[]));
 
 -- name: select_task
 SELECT {columns} FROM tasks WHERE id = %(id)s;

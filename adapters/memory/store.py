@@ -48,6 +48,11 @@ class InMemoryTasks:
         self._undo.append(lambda: self._s.tasks.pop(task.id))
         return Stored(task, fingerprint, inserted=True)
 
+    async def add_many(
+        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
+    ) -> list[Stored]:
+        return [await self.add(t, r) for t, r in zip(tasks, requests, strict=True)]
+
     async def get(self, task_id: uuid.UUID) -> Task | None:
         return self._s.tasks.get(task_id)
 

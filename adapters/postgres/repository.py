@@ -57,16 +57,42 @@ class PostgresTasks:
         self._conn = conn
 
     async def add(self, task: Task, request: NewTaskRequest) -> Stored:
-        key = request.idempotency_key
-        fingerprint = request.fingerprint() if key is not None else None
-        params = task_params(task) | {"idempotency_key": key, "fingerprint": fingerprint}
-        cur = await self._conn.execute(_q("insert_task"), params)
-        if await cur.fetchone() is not None:
-            return Stored(task, fingerprint, inserted=True)
-        cur = await self._conn.execute(_q("select_by_key"), params)
-        row = await cur.fetchone()
-        assert row is not None, "a conflicting key must belong to a committed row"
-        return Stored(to_task(row), row[-1], inserted=False)
+        return (await self.add_many([task], [request]))[0]
+
+    async def add_many(
+        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
+    ) -> list[Stored]:
+        """One INSERT for all; then one SELECT for the keys that were already taken."""
+        prints = [r.fingerprint() if r.idempotency_key is not None else None for r in requests]
+        cur = await self._conn.execute(_q("insert_tasks"), {
+            "id": [t.id for t in tasks],
+            "title": [t.title for t in tasks],
+            "description": [t.description for t in tasks],
+            "payload": [Jsonb(t.payload) for t in tasks],
+            "status": [t.status.value for t in tasks],
+            "attempts": [t.attempts for t in tasks],
+            "error": [t.error for t in tasks],
+            "source": [t.source.value for t in tasks],
+            "idempotency_key": [r.idempotency_key for r in requests],
+            "fingerprint": prints,
+            "created_at": [t.created_at for t in tasks],
+            "updated_at": [t.updated_at for t in tasks],
+        })
+        inserted = {row[0] for row in await cur.fetchall()}
+        taken = [(t, r) for t, r in zip(tasks, requests, strict=True) if t.id not in inserted]
+        existing: dict[tuple[str, str], Stored] = {}
+        if taken:
+            cur = await self._conn.execute(_q("select_by_keys"), {
+                "source": [t.source.value for t, _ in taken],
+                "key": [r.idempotency_key for _, r in taken],
+            })
+            for row in await cur.fetchall():
+                existing[(row[7], row[-1])] = Stored(to_task(row), row[-2], inserted=False)
+        return [
+            Stored(t, p, inserted=True) if t.id in inserted
+            else existing[(t.source.value, r.idempotency_key or "")]
+            for t, r, p in zip(tasks, requests, prints, strict=True)
+        ]
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
         cur = await self._conn.execute(_q("select_task"), {"id": task_id})

@@ -1,0 +1,52 @@
+"""Micro-batching: concurrent calls share one transaction instead of queueing for the pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+Runner = Callable[[list[In]], Awaitable[Sequence[Out | BaseException]]]
+
+
+class MicroBatcher(Generic[In, Out]):
+    """Items submitted while a batch is in flight form the next batch.
+
+    At low load every item is its own batch, so nothing waits for a timer; under load the
+    batches grow by themselves. `run` returns one result or exception per item, in order.
+    """
+
+    def __init__(self, run: Runner[In, Out], max_batch: int = 256, max_inflight: int = 2) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._max_inflight = max_inflight
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if len(self._flushers) < self._max_inflight:
+            flusher = asyncio.create_task(self._flush())
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                results = await self._run([item for item, _ in batch])
+            except Exception as exc:  # the whole batch failed: every caller gets the error
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():  # the caller went away (request cancelled)
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
