@@ -32,10 +32,19 @@ class MicroBatcher(Generic[In, Out]):
         if len(self._flushers) < self._max_inflight:
             flusher = asyncio.create_task(self._flush())
             self._flushers.add(flusher)
-            flusher.add_done_callback(self._flushers.discard)
         return await future
 
     async def _flush(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            # leave the set in the same step that saw nothing pending: an item submitted
+            # after this point starts a new flusher instead of waiting for a finished one
+            current = asyncio.current_task()
+            if current is not None:
+                self._flushers.discard(current)
+
+    async def _drain(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]

@@ -43,7 +43,7 @@ class Dispatch(msgspec.Struct, frozen=True):
     attempt: int
 
 
-class Cursor(msgspec.Struct, frozen=True, array_like=True):
+class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """Keyset position: the last (created_at, id) a page returned."""
 
     version: int

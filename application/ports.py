@@ -63,8 +63,11 @@ class Outbox(Protocol):
 class UnitOfWork(Protocol):
     """One transaction; rolled back on exit unless `commit()` was called."""
 
-    tasks: TaskRepository
-    outbox: Outbox
+    @property
+    def tasks(self) -> TaskRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 import msgspec
 
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
+DAY = 86_400.0
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
+Interval = Annotated[float, msgspec.Meta(gt=0, le=DAY)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -22,12 +24,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     processing_max_seconds: Seconds = 10.0
     failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     worker_concurrency: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100
-    lease_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    lease_renew_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    recovery_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    lease_seconds: Interval = 30.0
+    lease_renew_seconds: Interval = 10.0
+    recovery_interval_seconds: Interval = 5.0
     max_attempts: Positive = 3
     shutdown_grace_seconds: Seconds = 20.0
-    relay_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    relay_interval_seconds: Interval = 1.0
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     intake_enabled: bool = True
     intake_prefetch: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 200

@@ -7,10 +7,13 @@ from typing import Any, Self
 
 import psycopg
 import psycopg_pool
+import structlog
 from psycopg import AsyncConnection
 
 from adapters.postgres.repository import PostgresOutbox, PostgresTasks
 from domain.errors import InvalidInput, ServiceUnavailable
+
+log = structlog.get_logger(__name__)
 
 #: psycopg errors meaning "the database is not reachable right now" rather than "bad request".
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
@@ -19,7 +22,8 @@ UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.Po
 def translate(exc: BaseException) -> BaseException | None:
     """The application error for a psycopg error, or None when it is not one of ours."""
     if isinstance(exc, UNAVAILABLE):
-        return ServiceUnavailable(f"database unavailable: {type(exc).__name__}: {exc}".strip())
+        log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}".strip())
+        return ServiceUnavailable("database unavailable")
     if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
         return InvalidInput(f"the database refused the value: {exc.diag.message_primary or exc}")
     return None

@@ -151,6 +151,31 @@ async def test_processes_started_before_rabbitmq_work_once_it_is_up(
     assert await all_finished(db, 5, 60) == {"completed": 5, "finished_twice": 0}
 
 
+async def test_processes_started_before_postgresql_work_once_it_is_up(
+    stack: Stack, database_url: str, services: Services
+) -> None:
+    stack.env.update(FAST_RECOVERY)
+    stack.migrate()
+    with postgres_stopped(services):
+        api = stack.api(wait_ready=False)
+        stack.worker()
+        stack.wait_http(api, "/health/live")
+        async with stack_client(stack) as http:
+            ready = await http.get("/health/ready")
+            assert ready.status_code == 503
+            assert "database" in ready.json()["detail"]
+            refused = await http.post("/tasks", json={"title": "too early"})
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+        await asyncio.sleep(2)
+        assert api.alive()
+    stack.wait_http(api, "/health/ready", timeout=60)
+    async with stack_client(stack) as http:
+        await create(http, 5)
+    with psycopg.connect(database_url, autocommit=True) as db:
+        assert await all_finished(db, 5, 60) == {"completed": 5, "finished_twice": 0}
+
+
 async def test_a_postgresql_restart_under_load_loses_no_accepted_task(
     stack: Stack, db: psycopg.Connection, services: Services, database_url: str
 ) -> None:
@@ -227,6 +252,15 @@ async def test_a_thousand_duplicate_dispatches_finish_each_task_once(
 
 def stack_client(stack: Stack) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.base_url, timeout=15)
+
+
+@contextlib.contextmanager
+def postgres_stopped(services: Services) -> Iterator[None]:
+    services.stop_postgres()
+    try:
+        yield
+    finally:
+        services.start_postgres()
 
 
 @contextlib.contextmanager

@@ -43,6 +43,8 @@ class Services:
     broker_ctl: list[str] = field(default_factory=lambda: ["rabbitmqctl"])
     containers: list[Any] = field(default_factory=list)
     pg_restart: list[str] | None = None
+    pg_stop: list[str] | None = None
+    pg_start: list[str] | None = None
 
     # -- RabbitMQ ---------------------------------------------------------------------------
     def rabbitmqctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -79,18 +81,29 @@ class Services:
                 sql.Identifier(str(name))))
 
     def restart_postgres(self) -> None:
-        if self.pg_restart is None:
-            raise RuntimeError("no way to restart this PostgreSQL")
-        subprocess.run(self.pg_restart, check=True, capture_output=True, timeout=120)
+        self._pg(self.pg_restart)
+
+    def stop_postgres(self) -> None:
+        self._pg(self.pg_stop)
+
+    def start_postgres(self) -> None:
+        self._pg(self.pg_start)
+
+    @staticmethod
+    def _pg(command: list[str] | None) -> None:
+        if command is None:
+            raise RuntimeError("no way to stop or start this PostgreSQL from the tests")
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def _local_pg_restart() -> list[str] | None:
+def _local_pg(action: str) -> list[str] | None:
+    """`pg_ctlcluster` for the machine's own cluster (Debian layout), if there is one."""
     if not shutil.which("pg_ctlcluster") or not os.path.isdir("/etc/postgresql"):
         return None
     versions = sorted(os.listdir("/etc/postgresql"))
     if not versions:
         return None
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action]
 
 
 @contextmanager
@@ -101,7 +114,8 @@ def provide_services() -> Iterator[Services]:
         if not shutil.which("rabbitmqctl"):
             pytest.fail("TASKS_TEST_RABBITMQ_URL is set but rabbitmqctl is not on PATH: the "
                         "tests create a vhost each and need rabbitmqctl for it")
-        yield Services(db, mq, pg_restart=_local_pg_restart())
+        yield Services(db, mq, pg_restart=_local_pg("restart"), pg_stop=_local_pg("stop"),
+                       pg_start=_local_pg("start"))
         return
     if not docker_available():
         pytest.fail(HOW_TO, pytrace=False)
@@ -118,4 +132,7 @@ def provide_services() -> Iterator[Services]:
             broker_ctl=["docker", "exec", mq_container.get_wrapped_container().id, "rabbitmqctl"],
             containers=[pg, mq_container],
             pg_restart=["docker", "restart", pg.get_wrapped_container().id],
+            # a stopped container may come back on another port: pausing keeps the address
+            pg_stop=["docker", "pause", pg.get_wrapped_container().id],
+            pg_start=["docker", "unpause", pg.get_wrapped_container().id],
         )

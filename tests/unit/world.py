@@ -1,0 +1,68 @@
+"""A small world of in-memory adapters and fakes, and the use cases wired to it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from adapters.memory import InMemoryDispatchQueue, InMemoryStore
+from application.create import CreateTask
+from application.leases import RecoverExpiredLeases, RenewLeases
+from application.model import NewTaskRequest
+from application.ports import DispatchPublisher, Processor
+from application.process import ProcessTask
+from application.queries import GetHistory, GetTask, ListTasks
+from application.relay import RelayDispatches
+from domain.task import Task
+from tests.unit.fakes import CountingSignal, FixedProcessor, SequentialIds, SettableClock
+
+LEASE = timedelta(seconds=30)
+
+
+@dataclass
+class World:
+    store: InMemoryStore = field(default_factory=InMemoryStore)
+    clock: SettableClock = field(default_factory=SettableClock)
+    ids: SequentialIds = field(default_factory=SequentialIds)
+    signal: CountingSignal = field(default_factory=CountingSignal)
+    queue: InMemoryDispatchQueue = field(default_factory=InMemoryDispatchQueue)
+
+    def create(self) -> CreateTask:
+        return CreateTask(self.store.unit_of_work, self.clock, self.ids, self.signal)
+
+    def process(self, processor: Processor | None = None, worker: str = "w1") -> ProcessTask:
+        return ProcessTask(
+            self.store.unit_of_work, processor or FixedProcessor(), self.clock, worker, LEASE
+        )
+
+    def recover(self, max_attempts: int = 3) -> RecoverExpiredLeases:
+        return RecoverExpiredLeases(self.store.unit_of_work, self.clock, self.signal, max_attempts)
+
+    def renew(self, worker: str = "w1") -> RenewLeases:
+        return RenewLeases(self.store.unit_of_work, self.clock, worker, LEASE)
+
+    def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
+        return RelayDispatches(self.store.unit_of_work, publisher or self.queue)
+
+    def get(self) -> GetTask:
+        return GetTask(self.store.unit_of_work)
+
+    def history(self) -> GetHistory:
+        return GetHistory(self.store.unit_of_work)
+
+    def list(self) -> ListTasks:
+        return ListTasks(self.store.unit_of_work)
+
+    async def new_task(self, title: str = "t", **request: Any) -> Task:
+        created = await self.create()(NewTaskRequest(title=title, **request))
+        return created.task
+
+    def task(self, task_id: uuid.UUID) -> Task:
+        return self.store.tasks[task_id]
+
+    def snapshot(self) -> tuple[object, ...]:
+        """Everything the store holds, copied (tasks are frozen values)."""
+        s = self.store
+        return dict(s.tasks), dict(s.keys), list(s.history), list(s.outbox)
