@@ -38,8 +38,10 @@ async def ensure_database(url: str) -> None:
         try:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
             log.info("database_created", database=name)
-        except psycopg.errors.DuplicateDatabase:
-            pass  # another replica was faster
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # another replica was faster: DuplicateDatabase if it had committed before our
+            # name check, UniqueViolation (pg_database_datname_index) if both got past it
+            pass
 
 
 async def migrate(url: str) -> list[str]:

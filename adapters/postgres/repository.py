@@ -64,19 +64,23 @@ class PostgresTasks:
     ) -> list[Stored]:
         """One INSERT for all; then one SELECT for the keys that were already taken."""
         prints = [r.fingerprint() if r.idempotency_key is not None else None for r in requests]
+        # Insert in (source, key) order: every batch then takes the key locks in the same
+        # order, so two batches sharing keys wait for each other instead of deadlocking.
+        rows = sorted(zip(tasks, requests, prints, strict=True),
+                      key=lambda row: (row[0].source.value, row[1].idempotency_key or ""))
         cur = await self._conn.execute(_q("insert_tasks"), {
-            "id": [t.id for t in tasks],
-            "title": [t.title for t in tasks],
-            "description": [t.description for t in tasks],
-            "payload": [Jsonb(t.payload) for t in tasks],
-            "status": [t.status.value for t in tasks],
-            "attempts": [t.attempts for t in tasks],
-            "error": [t.error for t in tasks],
-            "source": [t.source.value for t in tasks],
-            "idempotency_key": [r.idempotency_key for r in requests],
-            "fingerprint": prints,
-            "created_at": [t.created_at for t in tasks],
-            "updated_at": [t.updated_at for t in tasks],
+            "id": [t.id for t, _, _ in rows],
+            "title": [t.title for t, _, _ in rows],
+            "description": [t.description for t, _, _ in rows],
+            "payload": [Jsonb(t.payload) for t, _, _ in rows],
+            "status": [t.status.value for t, _, _ in rows],
+            "attempts": [t.attempts for t, _, _ in rows],
+            "error": [t.error for t, _, _ in rows],
+            "source": [t.source.value for t, _, _ in rows],
+            "idempotency_key": [r.idempotency_key for _, r, _ in rows],
+            "fingerprint": [p for _, _, p in rows],
+            "created_at": [t.created_at for t, _, _ in rows],
+            "updated_at": [t.updated_at for t, _, _ in rows],
         })
         inserted = {row[0] for row in await cur.fetchall()}
         taken = [(t, r) for t, r in zip(tasks, requests, strict=True) if t.id not in inserted]

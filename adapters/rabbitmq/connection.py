@@ -35,8 +35,11 @@ async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = No
     while True:
         try:
             await broker.connect()
-            await topology.declare(broker)
+            # subscribers first: each declares its queue on its own channel, which carries
+            # its prefetch limit; declared earlier, the queue would be bound to the default
+            # channel and consumed with no prefetch limit at all
             await broker.start()
+            await topology.declare(broker)
         except (TimeoutError, OSError, ConnectionError, Exception) as exc:  # noqa: BLE001
             log.warning("broker_unavailable", attempt=attempt, retry_in=delay,
                         error=f"{type(exc).__name__}: {exc}")

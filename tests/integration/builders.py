@@ -1,0 +1,81 @@
+"""Tasks and requests built the way the use cases build them, plus shortcuts to store them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from adapters.postgres.uow import PostgresUnitOfWork
+from application.model import NewTaskRequest
+from domain.task import Task, TaskSource, TaskStatus
+
+NOW = datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+
+
+def new_task(
+    title: str = "resize image 42",
+    *,
+    at: datetime = NOW,
+    source: TaskSource = TaskSource.API,
+    description: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Task:
+    return Task.create(
+        id=uuid.uuid4(), title=title, description=description, payload=payload or {},
+        source=source, now=at,
+    )
+
+
+def request_for(task: Task, key: str | None = None) -> NewTaskRequest:
+    return NewTaskRequest(
+        title=task.title, description=task.description, payload=task.payload,
+        source=task.source, idempotency_key=key,
+    )
+
+
+def tasks_one_second_apart(count: int, start: datetime = NOW) -> list[Task]:
+    return [new_task(f"task {i}", at=start + timedelta(seconds=i)) for i in range(count)]
+
+
+def claimed(task: Task, worker: str = "worker-1", lease_until: datetime | None = None) -> Task:
+    at = task.updated_at + timedelta(seconds=1)
+    return task.claim(now=at, worker=worker, lease_until=lease_until or at + timedelta(seconds=30))
+
+
+def replace(task: Task, **changes: Any) -> Task:
+    return msgspec.structs.replace(task, **changes)
+
+
+async def store(uow: Callable[[], PostgresUnitOfWork], *tasks: Task) -> None:
+    """Insert the tasks (as `new`) and commit."""
+    async with uow() as u:
+        for task in tasks:
+            await u.tasks.add(task, request_for(task))
+        await u.commit()
+
+
+async def store_as(uow: Callable[[], PostgresUnitOfWork], *tasks: Task) -> None:
+    """Insert the tasks, then force each row to the given value (any status, lease or error)."""
+    async with uow() as u:
+        for task in tasks:
+            fresh = replace(task, status=TaskStatus.NEW, attempts=0, error=None, lease_owner=None)
+            await u.tasks.add(fresh, request_for(task))
+            assert await u.tasks.compare_and_set(fresh, task)
+        await u.commit()
+
+
+def count_rows(db: psycopg.Connection, table: str = "tasks") -> int:
+    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def fetch(uow: Callable[[], PostgresUnitOfWork], task_id: uuid.UUID) -> Task | None:
+    async with uow() as u:
+        return await u.tasks.get(task_id)

@@ -1,0 +1,67 @@
+"""Errors leave the PostgreSQL unit of work as the application's own, never as psycopg's."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from adapters.postgres.pool import make_pool
+from adapters.postgres.uow import PostgresUnitOfWork
+from domain.errors import InvalidInput, ServiceUnavailable
+from domain.task import Task
+
+from .builders import fetch, new_task, request_for
+from .conftest import UowFactory
+
+
+async def add_and_commit(uow: UowFactory, task: Task, key: str | None = None) -> None:
+    async with uow() as u:
+        await u.tasks.add(task, request_for(task, key))
+        await u.commit()
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        pytest.param(new_task("t" * 300), id="title-of-300-chars"),
+        pytest.param(new_task(description="d" * 10_001), id="description-over-10000-chars"),
+        pytest.param(new_task("nul \x00 in title"), id="nul-in-text"),
+        pytest.param(new_task(payload={"k": "nul \x00 in json"}), id="nul-in-jsonb"),
+    ],
+)
+async def test_a_value_postgres_refuses_surfaces_as_invalid_input(
+    uow: UowFactory, refused: Task
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await add_and_commit(uow, refused)
+
+    assert not isinstance(caught.value, psycopg.Error)
+    assert "the database refused the value" in str(caught.value)
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+
+
+async def test_the_pool_stays_usable_after_a_refused_value(uow: UowFactory) -> None:
+    refused, fine = new_task("t" * 300), new_task("fine")
+    with pytest.raises(InvalidInput):
+        await add_and_commit(uow, refused)
+    for _ in range(6):  # more than the pool holds: no connection was lost or left broken
+        await add_and_commit(uow, fine, key="same")
+
+    assert await fetch(uow, fine.id) == fine
+
+
+async def test_a_database_that_cannot_be_reached_raises_service_unavailable_in_time() -> None:
+    pool = make_pool("postgresql://postgres@127.0.0.1:1/x", max_size=2)
+    await pool.open(wait=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match="database unavailable"):
+            async with PostgresUnitOfWork(pool, timeout=0.5):
+                pytest.fail("got a connection to a closed port")
+        elapsed = time.monotonic() - started
+    finally:
+        await pool.close()
+
+    assert 0.4 < elapsed < 3

@@ -1,0 +1,104 @@
+"""Leases in PostgreSQL: finding expired ones without two sweeps colliding, renewing a worker's."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.task import Task, TaskStatus
+
+from .builders import NOW, claimed, fetch, new_task, replace, store, store_as
+from .conftest import UowFactory
+
+PAST, FUTURE = NOW - timedelta(minutes=5), NOW + timedelta(minutes=5)
+
+
+def leased(title: str, lease_until: datetime, worker: str = "worker-1") -> Task:
+    return claimed(new_task(title, at=NOW - timedelta(hours=1)), worker=worker,
+                   lease_until=lease_until)
+
+
+def finished_with_stale_lease(title: str, worker: str = "worker-1") -> Task:
+    """A finished row that still names a worker and an old lease: status alone must exclude it."""
+    return replace(leased(title, PAST).complete(now=NOW), lease_owner=worker,
+                   lease_expires_at=PAST)
+
+
+async def test_only_in_progress_tasks_whose_lease_ran_out_are_expired(uow: UowFactory) -> None:
+    oldest = leased("expired long ago", PAST - timedelta(minutes=1))
+    older = leased("expired", PAST)
+    exactly_now = leased("expires right now", NOW)
+    still_held = leased("held", FUTURE)
+    finished = finished_with_stale_lease("finished")
+    await store(uow, new_task("never claimed"))
+    await store_as(uow, older, still_held, exactly_now, oldest, finished)
+
+    async with uow() as u:
+        expired = await u.tasks.expired(NOW, limit=10)
+
+    assert [t.id for t in expired] == [oldest.id, older.id]
+    assert expired == [oldest, older]
+
+
+async def test_expired_returns_at_most_the_limit(uow: UowFactory) -> None:
+    await store_as(uow, *(leased(f"expired {i}", PAST - timedelta(seconds=i)) for i in range(5)))
+
+    async with uow() as u:
+        expired = await u.tasks.expired(NOW, limit=2)
+
+    assert len(expired) == 2
+
+
+async def test_two_concurrent_sweeps_get_disjoint_expired_tasks(uow: UowFactory) -> None:
+    expired = [leased(f"expired {i}", PAST - timedelta(seconds=i)) for i in range(5)]
+    await store_as(uow, *expired)
+
+    async with uow() as first, uow() as second:
+        mine = await first.tasks.expired(NOW, limit=2)
+        theirs = await second.tasks.expired(NOW, limit=10)  # the first still holds its rows
+
+    assert len(mine) == 2 and len(theirs) == 3
+    assert {t.id for t in mine}.isdisjoint({t.id for t in theirs})
+    assert {t.id for t in mine} | {t.id for t in theirs} == {t.id for t in expired}
+
+
+async def test_a_sweep_sees_locked_rows_again_once_the_other_sweep_rolled_back(
+    uow: UowFactory,
+) -> None:
+    await store_as(uow, leased("expired", PAST))
+
+    async with uow() as first:
+        assert len(await first.tasks.expired(NOW, limit=10)) == 1
+    async with uow() as second:
+        assert len(await second.tasks.expired(NOW, limit=10)) == 1
+
+
+async def test_renewing_touches_only_that_workers_tasks_in_progress(uow: UowFactory) -> None:
+    mine = [leased("mine 1", PAST), leased("mine 2", FUTURE)]
+    theirs = leased("theirs", PAST, worker="worker-2")
+    my_finished = finished_with_stale_lease("mine, finished")
+    await store_as(uow, *mine, theirs, my_finished)
+    until = NOW + timedelta(hours=1)
+
+    async with uow() as u:
+        renewed = await u.tasks.renew_leases("worker-1", until)
+        await u.commit()
+
+    assert renewed == 2
+    for task in mine:
+        got = await fetch(uow, task.id)
+        assert got is not None
+        assert (got.status, got.lease_expires_at) == (TaskStatus.IN_PROGRESS, until)
+    assert await fetch(uow, theirs.id) == theirs
+    assert await fetch(uow, my_finished.id) == my_finished
+
+
+async def test_renewing_for_a_worker_that_holds_nothing_changes_nothing(uow: UowFactory) -> None:
+    held = leased("held", PAST)
+    await store_as(uow, held)
+
+    async with uow() as u:
+        renewed = await u.tasks.renew_leases("nobody", FUTURE)
+        await u.commit()
+
+    assert renewed == 0
+    assert await fetch(uow, held.id) == held

@@ -1,0 +1,97 @@
+"""RabbitMQ topology and the dispatch publisher, checked on a real broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from adapters.rabbitmq.connection import make_broker
+from adapters.rabbitmq.publisher import RabbitDispatchPublisher
+from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
+from application.model import Dispatch
+from domain.errors import ServiceUnavailable
+from tests.support.services import Services
+
+from .amqp import existing, list_queues, next_message, running
+
+TO_CREATE_DLQ = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": CREATE_DLQ}
+TO_DISPATCH_DLQ = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DISPATCH_DLQ}
+
+
+def declared(services: Services, amqp_url: str) -> dict[str, tuple[bool, str, dict[str, Any]]]:
+    rows = list_queues(services, amqp_url, "durable", "arguments", "type")
+    return {
+        name: (row["durable"], row["type"], {k: v for k, _, v in row["arguments"]})
+        for name, row in rows.items()
+    }
+
+
+async def test_starting_a_broker_declares_the_durable_topology(
+    services: Services, amqp_url: str
+) -> None:
+    async with running(make_broker(amqp_url, graceful_timeout=5)):
+        queues = declared(services, amqp_url)
+
+    assert queues[CREATE] == (True, "classic", {**TO_CREATE_DLQ, "x-queue-type": "classic"})
+    assert queues[CREATE_DLQ][:2] == (True, "classic")
+    assert queues[DISPATCH] == (
+        True, "quorum", {**TO_DISPATCH_DLQ, "x-delivery-limit": 20, "x-queue-type": "quorum"})
+    assert queues[DISPATCH_DLQ][:2] == (True, "classic")
+
+
+async def test_two_brokers_declare_the_same_topology_without_conflict(
+    services: Services, amqp_url: str, channel: AbstractChannel
+) -> None:
+    async with running(make_broker(amqp_url, graceful_timeout=5)):
+        before = declared(services, amqp_url)
+        async with running(make_broker(amqp_url, graceful_timeout=5)):
+            after = declared(services, amqp_url)
+
+    assert after == before
+    assert {CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ} <= set(after)
+    for name in (CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ):  # still there once both are gone
+        await existing(channel, name)
+
+
+async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue(
+    amqp_url: str, channel: AbstractChannel
+) -> None:
+    sent = [Dispatch(uuid.uuid4(), 1), Dispatch(uuid.uuid4(), 3)]
+    async with running(make_broker(amqp_url, graceful_timeout=5)) as broker:
+        await RabbitDispatchPublisher(broker).publish(sent)
+    queue = await existing(channel, DISPATCH)
+
+    received = [await next_message(queue) for _ in sent]
+
+    assert sorted((json.loads(m.body) for m in received), key=lambda d: d["attempt"]) == [
+        {"task_id": str(d.task_id), "attempt": d.attempt} for d in sent
+    ]
+    assert {m.delivery_mode for m in received} == {aio_pika.DeliveryMode.PERSISTENT}
+    assert {m.content_type for m in received} == {"application/json"}
+    assert sorted(str(m.message_id) for m in received) == sorted(f"{d.task_id}:{d.attempt}"
+                                                                 for d in sent)
+    assert await queue.get(fail=False) is None
+
+
+async def test_publishing_before_the_broker_connected_raises_service_unavailable() -> None:
+    never_started = make_broker("amqp://guest:guest@127.0.0.1:5672/never-used")
+
+    with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
+        await RabbitDispatchPublisher(never_started, timeout=2).publish([Dispatch(uuid.uuid4(), 1)])
+
+
+async def test_publishing_after_the_broker_stopped_raises_service_unavailable(
+    amqp_url: str, channel: AbstractChannel
+) -> None:
+    broker = make_broker(amqp_url, graceful_timeout=5)
+    async with running(broker):
+        pass
+
+    with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
+        await RabbitDispatchPublisher(broker, timeout=2).publish([Dispatch(uuid.uuid4(), 1)])
+    assert await (await existing(channel, DISPATCH)).get(fail=False) is None
