@@ -1,0 +1,52 @@
+"""Sizes of a run, what every scenario is handed, and what it hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.infra import Admin
+
+
+@dataclass(frozen=True)
+class Sizes:
+    http_seconds: float = 10
+    connections: int = 64
+    intake_messages: int = 20_000
+    backlog: int = 20_000
+    capacity_tasks: int = 3000
+    capacity_concurrency: int = 2000
+    pickup_rate: float = 200
+    pickup_seconds: float = 10
+    stored_tasks: int = 1_000_000
+    list_requests: int = 300
+    deep_pages: int = 100
+
+
+SMOKE = Sizes(
+    http_seconds=2,
+    intake_messages=300,
+    backlog=300,
+    capacity_tasks=60,
+    capacity_concurrency=50,
+    pickup_rate=20,
+    pickup_seconds=2,
+    stored_tasks=10_000,
+    list_requests=50,
+    deep_pages=20,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    admin: Admin
+    sizes: Sizes
+    log_dir: Path
+    load_tool: str
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    setting: str
+    result: str

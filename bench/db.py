@@ -1,0 +1,62 @@
+"""What the benchmarks read from, and bulk-load into, a sandbox database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+
+FINAL = "status IN ('completed', 'error')"
+
+
+def scalar(conn: psycopg.Connection[tuple], query: str, params: object = None) -> int:
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def tasks(conn: psycopg.Connection[tuple], where: str = "true") -> int:
+    return scalar(conn, f"SELECT count(*) FROM tasks WHERE {where}")
+
+
+def finished(conn: psycopg.Connection[tuple]) -> int:
+    return tasks(conn, FINAL)
+
+
+def outbox(conn: psycopg.Connection[tuple]) -> int:
+    return scalar(conn, "SELECT count(*) FROM dispatch_outbox")
+
+
+def span_seconds(
+    conn: psycopg.Connection[tuple], start: str, end: str, where: str = "true"
+) -> float:
+    """Seconds from min(`start`) to max(`end`) over the tasks matching `where`."""
+    row = conn.execute(
+        f"SELECT extract(epoch FROM max({end}) - min({start})) FROM tasks WHERE {where}"
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+_BULK = """
+INSERT INTO tasks (id, title, payload, status, attempts, error, source,
+                   created_at, updated_at, started_at, finished_at)
+SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0')
+        || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,  -- UUIDv7-shaped
+       'bulk-' || i, '{}'::jsonb, st,
+       CASE WHEN st = 'new' THEN 0 ELSE 1 END,
+       CASE WHEN st = 'error' THEN 'emulated failure' END,
+       'api', ts, ts,
+       CASE WHEN st <> 'new' THEN ts + interval '1 second' END,
+       CASE WHEN st IN ('completed', 'error') THEN ts + interval '8 seconds' END
+FROM (SELECT i, md5(i::text) AS h,
+             now() - i * %(step)s::interval AS ts,
+             (ARRAY['new', 'in_progress', 'completed', 'error'])[1 + i %% 4] AS st
+      FROM generate_series(1, %(count)s) AS i) AS rows
+"""
+
+
+def bulk_load(conn: psycopg.Connection[tuple], count: int, days: float = 30) -> None:
+    """`count` rows straight into `tasks`: the four statuses in turn, created_at spread
+    evenly over the last `days`, payload '{}', source 'api'; then ANALYZE."""
+    step = timedelta(days=days) / count
+    conn.execute(_BULK, {"step": max(step, timedelta(milliseconds=1)), "count": count})
+    conn.execute("ANALYZE tasks")

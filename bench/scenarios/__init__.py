@@ -1,0 +1,1 @@
+"""One module per benchmark scenario; each `run(ctx)` returns table rows."""
