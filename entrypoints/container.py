@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import uuid
@@ -37,7 +38,8 @@ async def pool_lifecycle(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    """Host, process id and a random suffix: unique across restarts, findable in `ps`."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class Container(containers.DeclarativeContainer):
