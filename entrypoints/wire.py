@@ -12,17 +12,24 @@ from application.model import NewTaskRequest, Page
 from domain.errors import InvalidInput
 from domain.task import Task, TaskSource, TaskStatus, Transition
 
+#: How deeply a payload may nest objects and arrays (the payload object itself is level 1).
+MAX_PAYLOAD_DEPTH = 100
+
 
 class Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every request and response body."""
 
 
+#: Documents (for OpenAPI, through Litestar's `extra_json_schema["extra"]`) what `_check` refuses;
+#: not a msgspec `pattern`, so that the refusal keeps its own message.
+NO_NUL = {"extra": {"pattern": "^[^\\u0000]*$"}}
 Title = Annotated[
     str, msgspec.Meta(min_length=1, max_length=255, description="Short name of the task.",
-                      examples=["Resize image 42"])
+                      examples=["Resize image 42"], extra_json_schema=NO_NUL)
 ]
 Description = Annotated[
-    str, msgspec.Meta(max_length=10_000, description="Free text, up to 10,000 characters.")
+    str, msgspec.Meta(max_length=10_000, description="Free text, up to 10,000 characters.",
+                      extra_json_schema=NO_NUL)
 ]
 
 
@@ -33,14 +40,16 @@ class TaskIn(Wire):
     description: Description | None = None
     payload: Annotated[
         dict[str, Any],
-        msgspec.Meta(description="Any JSON object; stored and returned as given.",
+        msgspec.Meta(description=f"Any JSON object, nested up to {MAX_PAYLOAD_DEPTH} levels, with "
+                     "no NUL character (U+0000) in any key or string; stored and returned as "
+                     "given.",
                      examples=[{"image_id": 42, "width": 640}]),
     ] = msgspec.field(default_factory=dict)
 
     def to_request(self, source: TaskSource, idempotency_key: str | None) -> NewTaskRequest:
-        _no_nul(self.title)
-        _no_nul(self.description)
-        _no_nul(self.payload)
+        _check(self.title)
+        _check(self.description)
+        _check(self.payload)
         return NewTaskRequest(
             title=self.title,
             description=self.description,
@@ -50,18 +59,26 @@ class TaskIn(Wire):
         )
 
 
-def _no_nul(value: object, where: str = "") -> None:
-    """PostgreSQL text and jsonb cannot hold U+0000; say so instead of failing later."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput("text must not contain the NUL character (U+0000)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
+def _check(value: object) -> None:
+    """Refuse what could be accepted now but not stored or read back whole later.
+
+    PostgreSQL text and jsonb cannot hold U+0000; and a payload nested deeper than
+    MAX_PAYLOAD_DEPTH could exceed a JSON decoder's recursion limit on its way back out (a worker,
+    a listing), so it is refused here, where the client can still be told. Iterative, so that
+    the check itself has no recursion limit.
+    """
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidInput("text must not contain the NUL character (U+0000)")
+            continue
+        if isinstance(item, dict | list):
+            if depth >= MAX_PAYLOAD_DEPTH:
+                raise InvalidInput(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Server
@@ -29,6 +30,24 @@ def _from(provider: Any) -> Provide:
     return Provide(dependency, sync_to_thread=False, use_cache=True)
 
 
+class JsonRequest(Request[Any, Any, Any]):
+    """Litestar's request, with every way a JSON body can fail to decode reported as such.
+
+    Litestar turns msgspec's DecodeError into a 400, but a body that is not UTF-8 raises
+    UnicodeDecodeError and one nested deeper than the decoder's recursion limit raises
+    RecursionError; both would be 500s. SerializationException is what Litestar maps to a 400.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except UnicodeDecodeError as exc:
+            raise SerializationException(
+                "JSON is malformed: text is not valid UTF-8") from exc
+        except RecursionError as exc:
+            raise SerializationException("JSON is malformed: nested too deeply") from exc
+
+
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
     return Litestar(
@@ -42,6 +61,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
         },
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
+        request_class=JsonRequest,
         lifespan=lifespan or [],
         openapi_config=OpenAPIConfig(
             title="Tasks service",
@@ -49,7 +69,9 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             description=(
                 "Create tasks over HTTP or AMQP (`tasks.create`); workers take each one "
                 "`new` → `in_progress` → `completed` | `error`. Errors are RFC 9457 problem "
-                "details (`application/problem+json`)."
+                "details (`application/problem+json`), including those no single operation "
+                "lists: an unknown path is a 404, a method a path does not have is a 405 with "
+                "`Allow`."
             ),
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],

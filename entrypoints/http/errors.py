@@ -8,11 +8,11 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from entrypoints.http.docs import PROBLEM, RETRY_AFTER_SECONDS
 from entrypoints.problems import problem_for
 from entrypoints.wire import Problem
 
 log = structlog.get_logger(__name__)
-PROBLEM = "application/problem+json"
 
 
 def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -24,11 +24,7 @@ def on_http_error(
 ) -> Response[Problem]:
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
-        detail = "; ".join(
-            f"{e.get('key') or e.get('source', 'body')}: {e.get('message')}"
-            if isinstance(e, dict) else str(e)
-            for e in exc.extra
-        )
+        detail = "; ".join(_explain(e) if isinstance(e, dict) else str(e) for e in exc.extra)
     title = {400: "Invalid request", 404: "Not found", 405: "Method not allowed",
              413: "Request body too large", 415: "Unsupported media type"}.get(
         exc.status_code, "Request failed")
@@ -40,12 +36,20 @@ def on_http_error(
     )
 
 
+def _explain(error: dict[str, Any]) -> str:
+    key = error.get("key") or error.get("source", "body")
+    message = error.get("message")
+    if message == repr(key):  # Litestar reports a missing value with its KeyError's text
+        message = "required, but missing"
+    return f"{'body' if key == 'data' else key}: {message}"
+
+
 def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     problem = problem_for(exc, instance=request.url.path)
     if problem.status >= 500:
         log.error("request_failed", path=request.url.path, error=repr(exc),
                   exc_info=problem.status == 500)
-    headers = {"Retry-After": "5"} if problem.status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else None
     return _respond(problem, headers)
 
 

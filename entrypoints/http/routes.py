@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import Response, get, post
+from litestar import HttpMethod, Response, get, post, route
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Body, Parameter
 
 from application.create import CreateTask
 from application.health import CheckReadiness
@@ -15,7 +16,7 @@ from application.model import Cursor, ListQuery
 from application.queries import GetHistory, GetTask, ListTasks
 from domain.errors import ServiceUnavailable
 from domain.task import TaskSource, TaskStatus
-from entrypoints.http.docs import problem, responses
+from entrypoints.http.docs import SERVER_ERROR, DocumentedOperation, problem, responses
 from entrypoints.wire import Readiness, TaskIn, TaskOut, TaskPage, TransitionOut
 
 LOCATION = ResponseHeader(name="Location", description="URL of the task: `/tasks/{id}`.",
@@ -25,20 +26,23 @@ REPLAYED = ResponseHeader(
     description="`true` when an earlier request with the same Idempotency-Key made this task.",
 )
 TaskId = Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")]
+#: `additionalProperties: false` says in the document what msgspec's forbid_unknown_fields does.
+NewTask = Annotated[TaskIn, Body(schema_extra={"additionalProperties": False})]
 
 
 @post(
     "/tasks", status_code=201, tags=["tasks"], summary="Create a task",
-    description="Stores the task as `new` and queues it for a worker, in one transaction.",
+    description="Stores the task as `new` and queues it for a worker, in one transaction. "
+    "The body is read as JSON whatever its Content-Type; unknown fields are refused.",
+    operation_class=DocumentedOperation,
     response_headers=[LOCATION, REPLAYED],
     responses=responses(
         r409="The Idempotency-Key was already used with a different body.",
         r413="The body is larger than TASKS_MAX_BODY_BYTES.",
-        r415="The body is not JSON.",
     ),
 )
 async def create_task(
-    data: TaskIn,
+    data: NewTask,
     create: CreateTask,
     idempotency_key: Annotated[
         str | None,
@@ -55,21 +59,23 @@ async def create_task(
 
 
 @get("/tasks/{task_id:uuid}", tags=["tasks"], summary="Get a task",
-     responses=responses(r404="No task has this id."))
+     operation_class=DocumentedOperation,
+     responses=responses(r404="No task has this id (or the id is not a UUID)."))
 async def get_task(task_id: TaskId, get_one: GetTask) -> TaskOut:
     return TaskOut.of(await get_one(task_id))
 
 
 @get("/tasks/{task_id:uuid}/history", tags=["tasks"], summary="Status history of a task",
      description="Every status change, oldest first, with the worker and attempt.",
-     responses=responses(r404="No task has this id."))
+     operation_class=DocumentedOperation,
+     responses=responses(r404="No task has this id (or the id is not a UUID)."))
 async def get_history(task_id: TaskId, history: GetHistory) -> list[TransitionOut]:
     return [TransitionOut.of(t) for t in await history(task_id)]
 
 
 @get("/tasks", tags=["tasks"], summary="List tasks, newest first",
      description="Keyset pagination: follow `next_cursor` until it is null.",
-     responses=responses())
+     operation_class=DocumentedOperation, responses=responses())
 async def list_tasks(
     list_all: ListTasks,
     status: Annotated[
@@ -81,7 +87,8 @@ async def list_tasks(
     cursor: Annotated[
         str | None,
         Parameter(required=False, max_length=200,
-                  description="`next_cursor` of the previous page (opaque)."),
+                  description="`next_cursor` of the previous page (opaque: a cursor that this "
+                  "service did not make is a 400)."),
     ] = None,
 ) -> TaskPage:
     query = ListQuery(
@@ -92,13 +99,32 @@ async def list_tasks(
     return TaskPage.of(await list_all(query))
 
 
-@get("/health/live", tags=["health"], summary="The process is running")
+def options(path: str, *handlers: HTTPRouteHandler) -> HTTPRouteHandler:
+    """`OPTIONS path` answering with every method of `handlers` in `Allow`.
+
+    Litestar 2 builds its own OPTIONS handler when the first handler of a path is registered and
+    never updates it, so `OPTIONS /tasks` said `Allow: OPTIONS, POST` (litestar issue #4169,
+    fixed in v3). Registered before `handlers`, this one stops Litestar from making its own.
+    """
+    allow = ", ".join(sorted({m for h in handlers for m in h.http_methods} | {"OPTIONS"}))
+
+    @route(path, http_method=HttpMethod.OPTIONS, include_in_schema=False,
+           sync_to_thread=False, status_code=204)
+    def handler() -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": allow})
+
+    return handler
+
+
+@get("/health/live", tags=["health"], summary="The process is running",
+     operation_class=DocumentedOperation, responses={500: SERVER_ERROR})
 async def live() -> Readiness:
     return Readiness(status="ok", checks={})
 
 
 @get("/health/ready", tags=["health"], summary="PostgreSQL and RabbitMQ are reachable",
-     responses={503: problem("A dependency is down; `detail` names which.")})
+     operation_class=DocumentedOperation,
+     responses={503: problem("A dependency is down; `detail` names which."), 500: SERVER_ERROR})
 async def ready(readiness: CheckReadiness) -> Readiness:
     checks = await readiness()
     down = {name: why for name, why in checks.items() if why != "ok"}
@@ -107,4 +133,7 @@ async def ready(readiness: CheckReadiness) -> Readiness:
     return Readiness(status="ok", checks=checks)
 
 
-ROUTES = [create_task, get_task, get_history, list_tasks, live, ready]
+ROUTES = [
+    options("/tasks", create_task, list_tasks),
+    create_task, list_tasks, get_task, get_history, live, ready,
+]

@@ -1,0 +1,224 @@
+"""The OpenAPI document against the real service: every answer is documented, none is a 5xx.
+
+Schemathesis (its CLI, in a subprocess) reads `/docs/openapi.json` from a real `tasks api` (with
+`tasks worker`, on PostgreSQL and RabbitMQ), generates schema-valid and schema-violating requests
+for every operation, and checks each answer: never a server error, status code, content type,
+headers and body exactly as documented, invalid data refused, valid data accepted, unsupported
+methods a 405 with a matching `Allow`. A fixed seed makes a run reproducible; a bounded number of
+examples per operation keeps it short. tests/support/openapi_hooks.py excuses only the refusals
+that the schema cannot state (see there).
+
+Then nothing that the fuzzing stored may be unreadable or stuck: every task can still be listed,
+and the worker finishes each one. Hand-picked hostile bodies (invalid UTF-8, deep nesting, NaN,
+1e400, NUL...) are 4xx problems that store nothing; extreme but valid values round-trip whole.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from entrypoints.wire import MAX_PAYLOAD_DEPTH
+from tests.support.processes import Stack, eventually
+
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+HOOKS = Path(__file__).parents[1] / "support" / "openapi_hooks.py"
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+]
+SEED = 20251127
+EXAMPLES_PER_OPERATION = 50
+CONFIG = """
+[warnings]
+fail-on = true
+"""
+PROBLEM = "application/problem+json"
+
+
+def run_schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    config = workdir / "schemathesis.toml"
+    config.write_text(CONFIG)
+    return subprocess.run(
+        [
+            SCHEMATHESIS, "--config-file", str(config), "run", f"{base_url}/docs/openapi.json",
+            "--checks", ",".join(CHECKS),
+            "--mode", "all",  # positive and negative (schema-violating) data
+            "--phases", "examples,coverage,fuzzing,stateful",
+            "--max-examples", str(EXAMPLES_PER_OPERATION),
+            "--seed", str(SEED),
+            "--workers", "1",
+            "--continue-on-failure",
+            "--request-timeout", "15",
+            "--generation-database", "none",
+            "--no-color",
+        ],
+        cwd=workdir, env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+        capture_output=True, text=True, timeout=240,
+    )
+
+
+def operation_count(document: dict[str, Any]) -> int:
+    methods = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+    return sum(len(methods & set(item)) for item in document["paths"].values())
+
+
+def walk_listing(http: httpx.Client) -> list[str]:
+    """Every task id, following `next_cursor`; each page must be a 200."""
+    ids: list[str] = []
+    params: dict[str, Any] = {"limit": 500}
+    while True:
+        page = http.get("/tasks", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        ids += [task["id"] for task in body["items"]]
+        if body["next_cursor"] is None:
+            return ids
+        params = {"limit": 500, "cursor": body["next_cursor"]}
+
+
+def unfinished(db: psycopg.Connection) -> int:
+    row = db.execute("SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'error')")
+    return int(row.fetchone()[0])
+
+
+async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
+    stack: Stack, db: psycopg.Connection, tmp_path: Path
+) -> None:
+    stack.migrate()
+    stack.api()
+    stack.worker()
+    with stack.client() as http:
+        document = http.get("/docs/openapi.json").json()
+
+    started = time.monotonic()
+    done = run_schemathesis(stack.base_url, tmp_path)
+    report = f"schemathesis exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    print(f"schemathesis took {time.monotonic() - started:.1f}s")
+    print(done.stdout[done.stdout.find("SUMMARY"):])
+    assert done.returncode == 0, report
+    assert f"Tested: {operation_count(document)}" in done.stdout, report
+
+    with stack.client() as http:
+        listed = walk_listing(http)
+    stored = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    assert len(listed) == len(set(listed)) == stored
+
+    await eventually(lambda: unfinished(db) == 0, 90, "the worker to finish every fuzzed task")
+
+
+def post(http: httpx.Client, body: bytes | str) -> httpx.Response:
+    return http.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+
+def nested(levels: int) -> str:
+    """A body whose payload nests exactly `levels` objects (the payload itself is level 1)."""
+    return '{"title": "deep", "payload": ' + '{"a": ' * (levels - 1) + "{}" + "}" * levels
+
+
+HOSTILE: list[bytes | str] = [
+    b'{"title": "\xff\xfe"}',  # not UTF-8
+    b"\xff\xfe",
+    nested(MAX_PAYLOAD_DEPTH + 1),
+    nested(3_000),  # past the JSON decoder's recursion limit
+    '{"title": "t", "payload": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+    '{"title": "t", "payload": {"a": NaN}}',
+    '{"title": "t", "payload": {"a": Infinity}}',
+    '{"title": "t", "payload": {"a": 1e400}}',
+    '{"title": "t", "payload": {"a": ' + "9" * 5_000 + "}}",
+    '{"title": "t\\u0000"}',
+    '{"title": "t", "description": "\\u0000"}',
+    '{"title": "t", "payload": {"k\\u0000": 1}}',
+    '{"title": "t", "payload": {"k": ["\\u0000"]}}',
+    '{"title": "\\ud800"}',  # lone surrogate
+    '{"title": "t", "payload": {"k": "\\udc00x"}}',
+    '{"title": ""}',
+    '{"title": "t", "surprise": 1}',
+    "[]",
+    "null",
+    "",
+    '{"title": "t"',
+]
+
+
+async def test_hostile_bodies_are_4xx_problems_and_store_nothing(
+    stack: Stack, db: psycopg.Connection
+) -> None:
+    stack.migrate()
+    stack.api()
+    with stack.client() as http:
+        for body in HOSTILE:
+            answer = post(http, body)
+            shown = repr(body[:80])
+            assert answer.status_code == 400, (shown, answer.status_code, answer.text)
+            assert answer.headers["content-type"] == PROBLEM, shown
+            problem = answer.json()
+            assert problem["status"] == 400 and problem["title"] and problem["detail"], shown
+            assert "Traceback" not in answer.text, shown
+    assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+
+
+def deep(levels: int, wrap: Any) -> dict[str, Any]:
+    """A payload of exactly `levels` levels of objects or arrays (the payload itself is level 1)."""
+    inner: Any = {} if wrap is dict else []
+    for _ in range(levels - 2):
+        inner = {"a": inner} if wrap is dict else [inner]
+    return {"a": inner}
+
+
+EXTREME: list[dict[str, Any]] = [
+    {"title": "x" * 255, "description": "d" * 10_000},
+    {"title": "😀 ünïcödé \u2028 \uffff \U0010ffff", "payload": {"😀": ["\U0001f600", "\t\n"]}},
+    {"title": "numbers", "payload": {"big": int("9" * 4_000), "neg": -(2**200), "max": 1.7e308,
+                                     "tiny": 5e-324, "e20": 1e20, "minus": -1.5, "zero": -0.0}},
+    {"title": "deep objects", "payload": deep(MAX_PAYLOAD_DEPTH, dict)},
+    {"title": "deep arrays", "payload": deep(MAX_PAYLOAD_DEPTH, list)},
+]
+
+
+def same(sent: Any, got: Any) -> bool:
+    """Equal as JSON values, numbers by value: jsonb writes 1e20 back as 100000000000000000000."""
+    if isinstance(sent, dict):
+        return isinstance(got, dict) and sent.keys() == got.keys() and all(
+            same(sent[k], got[k]) for k in sent)
+    if isinstance(sent, list):
+        return isinstance(got, list) and len(sent) == len(got) and all(map(same, sent, got))
+    if isinstance(sent, float) and isinstance(got, int | float) and not isinstance(got, bool):
+        return sent == float(got)
+    return type(sent) is type(got) and sent == got
+
+
+async def test_extreme_but_valid_values_round_trip_whole_and_are_processed(
+    stack: Stack, db: psycopg.Connection
+) -> None:
+    stack.migrate()
+    stack.api()
+    stack.worker()
+    with stack.client() as http:
+        for body in EXTREME:
+            created = http.post("/tasks", json=body)
+            assert created.status_code == 201, created.text
+            for answer in (created, http.get(created.headers["location"])):
+                task = answer.json()
+                assert task["title"] == body["title"]
+                assert task.get("description") == body.get("description")
+                assert same(body.get("payload", {}), task["payload"]), task["payload"]
+        assert len(walk_listing(http)) == len(EXTREME)
+    await eventually(lambda: unfinished(db) == 0, 30, "the worker to finish every task")

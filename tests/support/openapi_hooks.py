@@ -1,0 +1,44 @@
+"""Schemathesis hooks shared by the OpenAPI conformance tests (e2e: the CLI loads this file
+through SCHEMATHESIS_HOOKS; unit: imported, which registers them in-process).
+
+Some rules of the API cannot be written as JSON Schema, so data that the document allows may
+still be refused, with a documented 400 problem: an opaque `cursor` that this service did not
+make, and, inside the free-form `payload`, a NUL character or nesting deeper than the limit (the
+document says both in words). Only a `positive_data_acceptance` failure whose problem detail is
+exactly one of those refusals is excused; every other failure stands.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import schemathesis
+
+from entrypoints.wire import MAX_PAYLOAD_DEPTH
+
+EXCUSED = {
+    ("GET", "/tasks"): {"cursor is not one this service made"},
+    ("POST", "/tasks"): {
+        "text must not contain the NUL character (U+0000)",
+        f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels",
+    },
+}
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """False (drop) only for an excused refusal of schema-valid data; True keeps the failure."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return True
+    excused = EXCUSED.get((case.method.upper(), case.path), set())
+    try:
+        detail = json.loads(response.content).get("detail")
+    except (ValueError, AttributeError):
+        return True
+    if detail not in excused:
+        return True
+    if case.path == "/tasks" and case.method.upper() == "POST" and isinstance(case.body, dict):
+        # title and description say "no NUL" in their schema: a refusal for those is not excused
+        return any("\x00" in (case.body.get(k) or "") for k in ("title", "description"))
+    return False

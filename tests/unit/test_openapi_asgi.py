@@ -1,0 +1,54 @@
+"""Property-based, in memory: schemathesis drives the ASGI app through its own OpenAPI document.
+
+The fast sibling of tests/e2e/test_openapi_conformance.py (same checks, same excuses, from
+tests/support/openapi_hooks.py, which importing registers): no network, in-memory adapters, so
+it runs with the unit tier and catches an undocumented answer or a 5xx before the real stack does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+from litestar import Litestar
+from schemathesis.config import SchemathesisConfig
+
+import tests.support.openapi_hooks  # noqa: F401  (registers the filter_failure hook)
+from entrypoints.container import build_container, use_memory
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+]
+CONFIG = SchemathesisConfig.from_dict({
+    "seed": 20251127,
+    "generation": {"mode": "all", "max-examples": 25, "database": "none"},
+    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
+               "fuzzing": {"enabled": True}},
+    "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+    "warnings": {"fail-on": True},
+})
+
+
+def in_memory_app() -> Litestar:
+    container = build_container(Settings())
+    use_memory(container)
+    return create_app(container)
+
+
+schema = schemathesis.openapi.from_asgi("/docs/openapi.json", in_memory_app(), config=CONFIG)
+
+
+@schema.parametrize()
+def test_every_answer_is_documented_and_none_is_a_server_error(case: Any) -> None:
+    case.call_and_validate()
