@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import pytest
-
 from application.batching import MicroBatcher
 from application.create import CreateTask
 from application.model import NewTaskRequest
