@@ -50,7 +50,7 @@ class MicroBatcher(Generic[In, Out]):
             del self._pending[: self._max_batch]
             try:
                 results = await self._run([item for item, _ in batch])
-            except Exception as exc:  # the whole batch failed: every caller gets the error
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed: every caller gets it
                 results = [exc] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # the caller went away (request cancelled)

@@ -25,7 +25,13 @@ class TaskRepository(Protocol):
         """`add` for many at once, one result per task in order (keys may repeat in a batch)."""
         ...
 
-    async def get(self, task_id: uuid.UUID) -> Task | None: ...
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        """The task, or None when no task has that id."""
+        ...
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Task]:
+        """The tasks that exist among `ids`, each once, in no particular order."""
+        ...
 
     async def page(self, query: ListQuery) -> list[Task]:
         """Newest first, strictly after `query.after`, at most `query.limit + 1` rows."""
@@ -33,6 +39,14 @@ class TaskRepository(Protocol):
 
     async def compare_and_set(self, old: Task, new: Task) -> bool:
         """Write `new` only if the row still has `old`'s status, attempts and lease owner."""
+        ...
+
+    async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
+        """`compare_and_set` for each (old, new) pair; returns the ids written.
+
+        Ids must be distinct (ValueError otherwise). Rows are locked in id order, so batches
+        over overlapping ids queue behind each other instead of deadlocking.
+        """
         ...
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:

@@ -1,4 +1,4 @@
-"""ProcessTask: claim by compare-and-set, do the work, finish by compare-and-set."""
+"""ProcessTask: claim by compare-and-set, do the work, finish by compare-and-set, in batches."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import asyncio
 import enum
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 
-from application.ports import Clock, Processor, UnitOfWorkFactory
+from application.batching import MicroBatcher
+from application.ports import Clock, Processor, TaskRepository, UnitOfWorkFactory
 from application.retry import retrying
 from domain.errors import InvalidTransition, ServiceUnavailable
 from domain.task import Task, TaskStatus, Transition
 
 log = structlog.get_logger(__name__)
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 class Outcome(enum.StrEnum):
@@ -25,11 +30,18 @@ class Outcome(enum.StrEnum):
     MISSING = "missing"  # no such task (a message from another database?)
 
 
+#: What a finish needs: the task as claimed, and the processor's error (None for success).
+Finish = tuple[Task, str | None]
+
+
 class ProcessTask:
     """A task is finished at most once: claim and finish only succeed from the status they expect.
 
-    Cancelling the call while the work runs (shutdown) hands the task back to `new` without
-    using up an attempt.
+    Concurrent calls share transactions: one per batch of claims, one per batch of finishes,
+    history included; an id repeated within a claim batch is claimed once. An outage fails the
+    whole batch and every member retries; any other error reruns that batch item by item, so it
+    fails only its own call. Cancelling a call (shutdown) hands its task back to `new` without
+    using up an attempt, also when the cancel came while the claim batch was in flight.
     """
 
     def __init__(
@@ -39,12 +51,19 @@ class ProcessTask:
         clock: Clock,
         worker_id: str,
         lease: timedelta,
+        max_batch: int = 256,
     ) -> None:
         self._uow = uow
         self._processor = processor
         self._clock = clock
         self._worker = worker_id
         self._lease = lease
+        self._claims: MicroBatcher[uuid.UUID, Task | Outcome] = MicroBatcher(
+            lambda ids: _alone_on_error(self._claim_all, ids), max_batch=max_batch
+        )
+        self._finishes: MicroBatcher[Finish, Outcome] = MicroBatcher(
+            lambda items: _alone_on_error(self._finish_all, items), max_batch=max_batch
+        )
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
         claimed = await retrying(lambda: self._claim(task_id), "claim")
@@ -60,7 +79,7 @@ class ProcessTask:
         except Exception as exc:  # a broken processor fails the task, not the worker
             log.exception("processor_crashed", task_id=str(task_id))
             error = f"processor crashed: {type(exc).__name__}"
-        outcome = await retrying(lambda: self._finish(claimed, error), "finish")
+        outcome = await retrying(lambda: self._finishes.submit((claimed, error)), "finish")
         log.info(
             "task_finished" if outcome is Outcome.FINISHED else "task_result_dropped",
             task_id=str(task_id),
@@ -72,30 +91,63 @@ class ProcessTask:
         return outcome
 
     async def _claim(self, task_id: uuid.UUID) -> Task | Outcome:
-        async with self._uow() as uow:
-            task = await uow.tasks.get(task_id)
-            if task is None:
-                return Outcome.MISSING
-            if task.status is not TaskStatus.NEW:
-                log.info("dispatch_skipped", task_id=str(task_id), status=task.status)
-                return Outcome.SKIPPED
-            now = self._clock.now()
-            claimed = task.claim(now=now, worker=self._worker, lease_until=now + self._lease)
-            if not await uow.tasks.compare_and_set(task, claimed):
-                return Outcome.SKIPPED
-            await uow.tasks.record([Transition.between(task, claimed, worker=self._worker)])
-            await uow.commit()
-        return claimed
+        """The batch runs on if this call is cancelled: wait for it, and hand back its claim."""
+        submitted = asyncio.ensure_future(self._claims.submit(task_id))
+        try:
+            return await asyncio.shield(submitted)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._give_back(submitted))
+            raise
 
-    async def _finish(self, claimed: Task, error: str | None) -> Outcome:
-        now = self._clock.now()
-        done = claimed.fail(now=now, reason=error) if error else claimed.complete(now=now)
+    async def _give_back(self, submitted: asyncio.Future[Task | Outcome]) -> None:
+        await asyncio.wait([submitted])
+        if submitted.cancelled() or submitted.exception() is not None:
+            return  # nothing was claimed
+        claimed = submitted.result()
+        if isinstance(claimed, Task):
+            await self._hand_back(claimed)
+
+    async def _claim_all(self, ids: list[uuid.UUID]) -> list[Task | Outcome]:
+        """Claims the `new` tasks among `ids` in one transaction; a repeated id is claimed once."""
+        answers: list[Task | Outcome] = []
+        pairs: dict[uuid.UUID, tuple[Task, Task]] = {}
         async with self._uow() as uow:
-            if not await uow.tasks.compare_and_set(claimed, done):
-                return Outcome.LOST
-            await uow.tasks.record([Transition.between(claimed, done, worker=self._worker)])
-            await uow.commit()
-        return Outcome.FINISHED
+            found = {task.id: task for task in await uow.tasks.get_many(ids)}
+            now = self._clock.now()
+            for task_id in ids:
+                task = found.get(task_id)
+                if task is None:
+                    answers.append(Outcome.MISSING)
+                elif task.status is not TaskStatus.NEW or task_id in pairs:
+                    log.info("dispatch_skipped", task_id=str(task_id), status=task.status,
+                             repeated=task_id in pairs)
+                    answers.append(Outcome.SKIPPED)
+                else:
+                    pairs[task_id] = (task, task.claim(now=now, worker=self._worker,
+                                                       lease_until=now + self._lease))
+                    answers.append(pairs[task_id][1])
+            written = await uow.tasks.compare_and_set_many(list(pairs.values()))
+            if written:
+                await uow.tasks.record([Transition.between(old, new, worker=self._worker)
+                                        for old, new in pairs.values() if old.id in written])
+                await uow.commit()
+        # a claim the compare-and-set missed lost a race with another worker: skipped
+        return [a if not isinstance(a, Task) or a.id in written else Outcome.SKIPPED
+                for a in answers]
+
+    async def _finish_all(self, items: list[Finish]) -> list[Outcome]:
+        """Finishes, in one transaction, every task whose claim still holds; drops the rest."""
+        now = self._clock.now()
+        pairs = [(c, c.fail(now=now, reason=e) if e else c.complete(now=now)) for c, e in items]
+        async with self._uow() as uow:
+            written = await _swap(uow.tasks, pairs)
+            if any(written):
+                await uow.tasks.record([
+                    Transition.between(old, new, worker=self._worker)
+                    for (old, new), ok in zip(pairs, written, strict=True) if ok
+                ])
+                await uow.commit()
+        return [Outcome.FINISHED if ok else Outcome.LOST for ok in written]
 
     async def _hand_back(self, claimed: Task) -> None:
         try:
@@ -111,3 +163,45 @@ class ProcessTask:
         except (ServiceUnavailable, InvalidTransition) as exc:
             # the lease will expire and recovery will take the task back instead
             log.warning("hand_back_failed", task_id=str(claimed.id), error=str(exc))
+
+
+async def _swap(tasks: TaskRepository, pairs: Sequence[tuple[Task, Task]]) -> list[bool]:
+    """compare_and_set_many, answered per pair. An id may repeat (this worker claimed the task
+    again after its lease lapsed): repeats go to a later statement of the same transaction."""
+    written = [False] * len(pairs)
+    todo = list(range(len(pairs)))
+    while todo:
+        first: dict[uuid.UUID, int] = {}
+        for i in todo:
+            first.setdefault(pairs[i][0].id, i)
+        done = await tasks.compare_and_set_many([pairs[i] for i in first.values()])
+        for task_id, i in first.items():
+            written[i] = task_id in done
+        taken = set(first.values())
+        todo = [i for i in todo if i not in taken]
+    return written
+
+
+async def _alone_on_error(
+    run: Callable[[list[In]], Awaitable[list[Out]]], items: list[In]
+) -> list[Out | BaseException]:
+    """Runs the batch. An outage fails it whole (every member retries); any other error reruns
+    each item in its own transaction, so that a row the database refuses fails only its call."""
+    try:
+        return list(await run(items))
+    except ServiceUnavailable:
+        raise
+    except Exception:  # unknown which item is to blame: find out one by one
+        if len(items) == 1:
+            raise
+        log.warning("batch_split", size=len(items), exc_info=True)
+    results: list[Out | BaseException] = []
+    for item in items:
+        try:
+            results.extend(await run([item]))
+        except ServiceUnavailable as exc:  # the database went away: the rest retry as well
+            results.extend([exc] * (len(items) - len(results)))
+            break
+        except Exception as exc:  # noqa: BLE001 - handed to that item's caller
+            results.append(exc)
+    return results

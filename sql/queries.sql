@@ -17,8 +17,8 @@ SELECT {columns}, fingerprint, idempotency_key FROM tasks
 WHERE idempotency_key IS NOT NULL
   AND (source, idempotency_key) IN (SELECT * FROM unnest(%(source)s::text[], %(key)s::text[]));
 
--- name: select_task
-SELECT {columns} FROM tasks WHERE id = %(id)s;
+-- name: select_tasks
+SELECT {columns} FROM tasks WHERE id = ANY(%(ids)s::uuid[]);
 
 -- name: list_tasks
 SELECT {columns} FROM tasks
@@ -26,15 +26,31 @@ WHERE {filters}
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
--- name: compare_and_set
-UPDATE tasks
-SET status = %(status)s, attempts = %(attempts)s, error = %(error)s,
-    updated_at = %(updated_at)s, started_at = %(started_at)s, finished_at = %(finished_at)s,
-    lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
-WHERE id = %(id)s
-  AND status = %(old_status)s
-  AND attempts = %(old_attempts)s
-  AND lease_owner IS NOT DISTINCT FROM %(old_lease_owner)s;
+-- name: compare_and_set_many
+-- Each row n is written only if the task is still as the caller read it. `locked` takes the
+-- row locks in id order first (the UPDATE only touches rows it has emitted, hence locked), so
+-- concurrent batches over overlapping ids queue instead of deadlocking. Ids must be distinct.
+WITH n AS MATERIALIZED (
+    SELECT * FROM unnest(%(id)s::uuid[], %(old_status)s::text[], %(old_attempts)s::int[],
+                         %(old_lease_owner)s::text[], %(status)s::text[], %(attempts)s::int[],
+                         %(error)s::text[], %(updated_at)s::timestamptz[],
+                         %(started_at)s::timestamptz[], %(finished_at)s::timestamptz[],
+                         %(lease_owner)s::text[], %(lease_expires_at)s::timestamptz[])
+        AS n (id, old_status, old_attempts, old_lease_owner, status, attempts, error,
+              updated_at, started_at, finished_at, lease_owner, lease_expires_at)
+), locked AS MATERIALIZED (
+    SELECT id FROM tasks WHERE id IN (SELECT id FROM n) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE tasks t
+SET status = n.status, attempts = n.attempts, error = n.error, updated_at = n.updated_at,
+    started_at = n.started_at, finished_at = n.finished_at, lease_owner = n.lease_owner,
+    lease_expires_at = n.lease_expires_at
+FROM n JOIN locked USING (id)
+WHERE t.id = n.id
+  AND t.status = n.old_status
+  AND t.attempts = n.old_attempts
+  AND t.lease_owner IS NOT DISTINCT FROM n.old_lease_owner
+RETURNING t.id;
 
 -- name: select_expired
 SELECT {columns} FROM tasks
@@ -44,8 +60,11 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: renew_leases
+-- Locks in id order, like compare_and_set_many, so renewal never deadlocks with a batch.
 UPDATE tasks SET lease_expires_at = %(until)s
-WHERE status = 'in_progress' AND lease_owner = %(worker)s;
+WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = %(worker)s
+             ORDER BY id FOR NO KEY UPDATE)
+  AND status = 'in_progress' AND lease_owner = %(worker)s;
 
 -- name: insert_history
 INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason)

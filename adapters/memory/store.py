@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -54,7 +55,11 @@ class InMemoryTasks:
         return [await self.add(t, r) for t, r in zip(tasks, requests, strict=True)]
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
-        return self._s.tasks.get(task_id)
+        found = await self.get_many([task_id])
+        return found[0] if found else None
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Task]:
+        return [self._s.tasks[i] for i in dict.fromkeys(ids) if i in self._s.tasks]
 
     async def page(self, query: ListQuery) -> list[Task]:
         rows = sorted(self._s.tasks.values(), key=lambda t: (t.created_at, t.id), reverse=True)
@@ -66,14 +71,22 @@ class InMemoryTasks:
         return rows[: query.limit + 1]
 
     async def compare_and_set(self, old: Task, new: Task) -> bool:
-        current = self._s.tasks.get(old.id)
-        if current is None or (current.status, current.attempts, current.lease_owner) != (
-            old.status, old.attempts, old.lease_owner,
+        return old.id in await self.compare_and_set_many([(old, new)])
+
+    async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
+        if len({old.id for old, _ in pairs}) != len(pairs) or any(
+            old.id != new.id for old, new in pairs
         ):
-            return False
-        self._s.tasks[old.id] = new
-        self._undo.append(lambda: self._s.tasks.__setitem__(old.id, current))
-        return True
+            raise ValueError("compare_and_set_many needs one (old, new) pair per distinct task id")
+        written: set[uuid.UUID] = set()
+        for old, new in sorted(pairs, key=lambda pair: pair[0].id):
+            current = self._s.tasks.get(old.id)
+            if current is None or _state(current) != _state(old):
+                continue
+            self._s.tasks[old.id] = new
+            self._undo.append(functools.partial(self._s.tasks.__setitem__, old.id, current))
+            written.add(old.id)
+        return written
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
         return [
@@ -97,6 +110,11 @@ class InMemoryTasks:
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         return [t for t in self._s.history if t.task_id == task_id]
+
+
+def _state(task: Task) -> tuple[object, ...]:
+    """What a compare-and-set compares: the row must still be as the caller read it."""
+    return task.status, task.attempts, task.lease_owner
 
 
 class InMemoryOutbox:

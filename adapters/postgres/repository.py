@@ -41,15 +41,11 @@ def to_task(row: Sequence[Any]) -> Task:
     )
 
 
-def task_params(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id, "title": task.title, "description": task.description,
-        "payload": Jsonb(task.payload), "status": task.status.value, "attempts": task.attempts,
-        "error": task.error, "source": task.source.value, "created_at": task.created_at,
-        "updated_at": task.updated_at, "started_at": task.started_at,
-        "finished_at": task.finished_at, "lease_owner": task.lease_owner,
-        "lease_expires_at": task.lease_expires_at,
-    }
+def check_pairs(pairs: Sequence[tuple[Task, Task]]) -> None:
+    """compare_and_set_many's precondition: each pair is one task, each task at most once."""
+    ids = {old.id for old, _ in pairs}
+    if len(ids) != len(pairs) or any(old.id != new.id for old, new in pairs):
+        raise ValueError("compare_and_set_many needs one (old, new) pair per distinct task id")
 
 
 class PostgresTasks:
@@ -99,9 +95,14 @@ class PostgresTasks:
         ]
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
-        cur = await self._conn.execute(_q("select_task"), {"id": task_id})
-        row = await cur.fetchone()
-        return to_task(row) if row else None
+        found = await self.get_many([task_id])
+        return found[0] if found else None
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Task]:
+        if not ids:
+            return []
+        cur = await self._conn.execute(_q("select_tasks"), {"ids": list(ids)})
+        return [to_task(row) for row in await cur.fetchall()]
 
     async def page(self, query: ListQuery) -> list[Task]:
         filters: list[str] = []
@@ -117,13 +118,29 @@ class PostgresTasks:
         return [to_task(row) for row in await cur.fetchall()]
 
     async def compare_and_set(self, old: Task, new: Task) -> bool:
-        params = task_params(new) | {
-            "old_status": old.status.value,
-            "old_attempts": old.attempts,
-            "old_lease_owner": old.lease_owner,
-        }
-        cur = await self._conn.execute(_q("compare_and_set"), params)
-        return cur.rowcount == 1
+        return old.id in await self.compare_and_set_many([(old, new)])
+
+    async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
+        """One UPDATE for all pairs; the statement itself locks the rows in id order."""
+        if not pairs:
+            return set()
+        check_pairs(pairs)
+        olds, news = [old for old, _ in pairs], [new for _, new in pairs]
+        cur = await self._conn.execute(_q("compare_and_set_many"), {
+            "id": [t.id for t in olds],
+            "old_status": [t.status.value for t in olds],
+            "old_attempts": [t.attempts for t in olds],
+            "old_lease_owner": [t.lease_owner for t in olds],
+            "status": [t.status.value for t in news],
+            "attempts": [t.attempts for t in news],
+            "error": [t.error for t in news],
+            "updated_at": [t.updated_at for t in news],
+            "started_at": [t.started_at for t in news],
+            "finished_at": [t.finished_at for t in news],
+            "lease_owner": [t.lease_owner for t in news],
+            "lease_expires_at": [t.lease_expires_at for t in news],
+        })
+        return {row[0] for row in await cur.fetchall()}
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
