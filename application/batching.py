@@ -6,6 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+import structlog
+
+from domain.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -59,3 +64,28 @@ class MicroBatcher(Generic[In, Out]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+async def alone_on_error(
+    run: Callable[[list[In]], Awaitable[list[Out]]], items: list[In]
+) -> list[Out | BaseException]:
+    """Runs the batch. An outage fails it whole (every member retries); any other error reruns
+    each item in its own transaction, so that a row the database refuses fails only its call."""
+    try:
+        return list(await run(items))
+    except ServiceUnavailable:
+        raise
+    except Exception:  # unknown which item is to blame: find out one by one
+        if len(items) == 1:
+            raise
+        log.warning("batch_split", size=len(items), exc_info=True)
+    results: list[Out | BaseException] = []
+    for item in items:
+        try:
+            results.extend(await run([item]))
+        except ServiceUnavailable as exc:  # the database went away: the rest retry as well
+            results.extend([exc] * (len(items) - len(results)))
+            break
+        except Exception as exc:  # noqa: BLE001 - handed to that item's caller
+            results.append(exc)
+    return results

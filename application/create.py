@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 import structlog
 
-from application.batching import MicroBatcher
+from application.batching import MicroBatcher, alone_on_error
 from application.model import Dispatch, NewTaskRequest, Stored
 from application.ports import Clock, DispatchSignal, IdSource, UnitOfWorkFactory
-from domain.errors import IdempotencyConflict, InvalidInput
+from domain.errors import IdempotencyConflict
 from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
@@ -42,28 +40,11 @@ class CreateTask:
         self._ids = ids
         self._signal = signal
         self._batcher: MicroBatcher[NewTaskRequest, Created] = MicroBatcher(
-            self._create_batch, max_batch=max_batch
+            lambda requests: alone_on_error(self._store, requests), max_batch=max_batch
         )
 
     async def __call__(self, request: NewTaskRequest) -> Created:
         return await self._batcher.submit(request)
-
-    async def _create_batch(
-        self, requests: list[NewTaskRequest]
-    ) -> Sequence[Created | BaseException]:
-        try:
-            return await self._store(requests)
-        except InvalidInput:
-            if len(requests) == 1:
-                raise
-        # one bad row spoilt the batch: redo them one by one so only that one fails
-        results: list[Created | BaseException] = []
-        for request in requests:
-            try:
-                results.extend(await self._store([request]))
-            except InvalidInput as exc:
-                results.append(exc)
-        return results
 
     async def _store(self, requests: list[NewTaskRequest]) -> list[Created | BaseException]:
         now = self._clock.now()

@@ -54,10 +54,11 @@ class RecoverExpiredLeases:
         now = self._clock.now()
         async with self._uow() as uow:
             expired = await uow.tasks.expired(now, self._batch)
+            pairs = [(t, t.expire(now=now, max_attempts=self._max_attempts)) for t in expired]
+            written = await uow.tasks.compare_and_set_many(pairs)
             transitions, dispatches = [], []
-            for task in expired:
-                after = task.expire(now=now, max_attempts=self._max_attempts)
-                if not await uow.tasks.compare_and_set(task, after):
+            for task, after in pairs:
+                if task.id not in written:
                     continue
                 transitions.append(
                     Transition.between(task, after, worker=task.lease_owner,

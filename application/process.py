@@ -6,21 +6,18 @@ import asyncio
 import enum
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TypeVar
 
 import structlog
 
-from application.batching import MicroBatcher
+from application.batching import MicroBatcher, alone_on_error
 from application.ports import Clock, Processor, TaskRepository, UnitOfWorkFactory
 from application.retry import retrying
 from domain.errors import InvalidTransition, ServiceUnavailable
 from domain.task import Task, TaskStatus, Transition
 
 log = structlog.get_logger(__name__)
-In = TypeVar("In")
-Out = TypeVar("Out")
 
 
 class Outcome(enum.StrEnum):
@@ -59,10 +56,10 @@ class ProcessTask:
         self._worker = worker_id
         self._lease = lease
         self._claims: MicroBatcher[uuid.UUID, Task | Outcome] = MicroBatcher(
-            lambda ids: _alone_on_error(self._claim_all, ids), max_batch=max_batch
+            lambda ids: alone_on_error(self._claim_all, ids), max_batch=max_batch
         )
         self._finishes: MicroBatcher[Finish, Outcome] = MicroBatcher(
-            lambda items: _alone_on_error(self._finish_all, items), max_batch=max_batch
+            lambda items: alone_on_error(self._finish_all, items), max_batch=max_batch
         )
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
@@ -180,28 +177,3 @@ async def _swap(tasks: TaskRepository, pairs: Sequence[tuple[Task, Task]]) -> li
         taken = set(first.values())
         todo = [i for i in todo if i not in taken]
     return written
-
-
-async def _alone_on_error(
-    run: Callable[[list[In]], Awaitable[list[Out]]], items: list[In]
-) -> list[Out | BaseException]:
-    """Runs the batch. An outage fails it whole (every member retries); any other error reruns
-    each item in its own transaction, so that a row the database refuses fails only its call."""
-    try:
-        return list(await run(items))
-    except ServiceUnavailable:
-        raise
-    except Exception:  # unknown which item is to blame: find out one by one
-        if len(items) == 1:
-            raise
-        log.warning("batch_split", size=len(items), exc_info=True)
-    results: list[Out | BaseException] = []
-    for item in items:
-        try:
-            results.extend(await run([item]))
-        except ServiceUnavailable as exc:  # the database went away: the rest retry as well
-            results.extend([exc] * (len(items) - len(results)))
-            break
-        except Exception as exc:  # noqa: BLE001 - handed to that item's caller
-            results.append(exc)
-    return results

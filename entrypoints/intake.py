@@ -8,11 +8,10 @@ from typing import Any
 
 import msgspec
 import structlog
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
-from adapters.rabbitmq.connection import raw_body
+from adapters.rabbitmq.connection import manual_consumer
 from adapters.rabbitmq.topology import CREATE_DLQ, CREATE_QUEUE, REASON_HEADER
 from application.create import CreateTask
 from application.retry import retrying
@@ -27,14 +26,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 def subscribe_intake(broker: RabbitBroker, create: CreateTask, prefetch: int) -> None:
-    @broker.subscriber(
-        CREATE_QUEUE,
-        channel=Channel(prefetch_count=prefetch),
-        ack_policy=AckPolicy.MANUAL,
-        no_reply=True,
-        decoder=raw_body,
-        title="tasks.create",
-    )
+    @manual_consumer(broker, CREATE_QUEUE, prefetch)
     async def on_create(msg: RabbitMessage) -> None:
         raw = msg.raw_message
         key = raw.message_id or None

@@ -27,6 +27,16 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
 ]
 
 
+#: Titles for the HTTP-level refusals Litestar raises itself (routing, body size, parsing).
+HTTP_TITLES: dict[int, str] = {
+    400: "Invalid request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+}
+
+
 def problem_for(exc: BaseException, instance: str | None = None) -> Problem:
     for cls, status, title in TABLE:
         if isinstance(exc, cls):

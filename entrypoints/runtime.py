@@ -33,8 +33,7 @@ def api_lifespan(container: Container, intake: bool) -> Lifespan:
         loops = Background()
         stop = asyncio.Event()
         loops.start(start_with_retry(broker, stop), "broker-connect")
-        loops.start(relay_loop(container.relay(), container.signal(),
-                               settings.relay_interval_seconds), "relay")
+        _start_relay(loops, container)
         log.info("api_started", intake=intake)
         try:
             yield
@@ -56,12 +55,8 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
     runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
     subscribe_dispatches(broker, runtime, settings.worker_concurrency)
     loops = Background()
-    loops.start(relay_loop(container.relay(), container.signal(),
-                           settings.relay_interval_seconds), "relay")
-    loops.start(every("lease_renewal", settings.lease_renew_seconds, container.renew_leases()),
-                "renew")
-    loops.start(every("recovery", settings.recovery_interval_seconds, container.recover(),
-                      first_delay=1.0), "recovery")
+    _start_relay(loops, container)
+    _start_lease_upkeep(loops, container)
     log.info("worker_started", worker=container.worker_id(),
              concurrency=settings.worker_concurrency)
     try:
@@ -84,13 +79,9 @@ def dev_lifespan(container: Container, queue: InMemoryDispatchQueue) -> Lifespan
         await init_resources(container)
         runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
         loops = Background()
-        loops.start(relay_loop(container.relay(), container.signal(),
-                               settings.relay_interval_seconds), "relay")
+        _start_relay(loops, container)
         loops.start(consume_memory(queue, runtime, settings.worker_concurrency), "worker")
-        loops.start(every("lease_renewal", settings.lease_renew_seconds,
-                          container.renew_leases()), "renew")
-        loops.start(every("recovery", settings.recovery_interval_seconds,
-                          container.recover()), "recovery")
+        _start_lease_upkeep(loops, container)
         log.info("dev_started", note="in-memory storage and queue: nothing is kept on exit")
         try:
             yield
@@ -100,3 +91,18 @@ def dev_lifespan(container: Container, queue: InMemoryDispatchQueue) -> Lifespan
             await shutdown_resources(container)
 
     return lifespan
+
+
+def _start_relay(loops: Background, container: Container) -> None:
+    """Every process that writes the outbox also drains it."""
+    interval = container.settings().relay_interval_seconds
+    loops.start(relay_loop(container.relay(), container.signal(), interval), "relay")
+
+
+def _start_lease_upkeep(loops: Background, container: Container) -> None:
+    """Renew this process's leases; reclaim the expired leases of dead workers."""
+    settings = container.settings()
+    loops.start(every("lease_renewal", settings.lease_renew_seconds, container.renew_leases()),
+                "renew")
+    loops.start(every("recovery", settings.recovery_interval_seconds, container.recover(),
+                      first_delay=1.0), "recovery")

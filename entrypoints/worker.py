@@ -8,12 +8,11 @@ import uuid
 
 import msgspec
 import structlog
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from adapters.memory import InMemoryDispatchQueue
-from adapters.rabbitmq.connection import raw_body
+from adapters.rabbitmq.connection import manual_consumer
 from adapters.rabbitmq.topology import DISPATCH_QUEUE
 from application.model import Dispatch
 from application.process import Outcome, ProcessTask
@@ -61,14 +60,7 @@ class WorkerRuntime:
 
 
 def subscribe_dispatches(broker: RabbitBroker, runtime: WorkerRuntime, prefetch: int) -> None:
-    @broker.subscriber(
-        DISPATCH_QUEUE,
-        channel=Channel(prefetch_count=prefetch),
-        ack_policy=AckPolicy.MANUAL,
-        no_reply=True,
-        decoder=raw_body,
-        title="tasks.dispatch",
-    )
+    @manual_consumer(broker, DISPATCH_QUEUE, prefetch)
     async def on_dispatch(msg: RabbitMessage) -> None:
         if runtime.draining:
             return  # left unacknowledged: RabbitMQ requeues it when our channel closes

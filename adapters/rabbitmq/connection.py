@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
 
 from adapters.rabbitmq import topology
 from domain.errors import ServiceUnavailable
@@ -67,6 +70,21 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     """FastStream decoder that leaves the body alone: we validate it ourselves, so that a body
     that is not JSON reaches our handler (and the dead-letter queue) instead of failing earlier."""
     return message.body
+
+
+def manual_consumer(
+    broker: RabbitBroker, queue: RabbitQueue, prefetch: int
+) -> Callable[[Callable[[RabbitMessage], Awaitable[None]]], object]:
+    """How every consumer of ours subscribes: its own channel limited to `prefetch` unacked
+    messages, acknowledgement left to the handler (after the commit), the raw body."""
+    return broker.subscriber(
+        queue,
+        channel=Channel(prefetch_count=prefetch),
+        ack_policy=AckPolicy.MANUAL,
+        no_reply=True,
+        decoder=raw_body,
+        title=queue.name,
+    )
 
 
 class RabbitProbe:

@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from entrypoints.http.docs import PROBLEM, RETRY_AFTER_SECONDS
-from entrypoints.problems import problem_for
+from entrypoints.problems import HTTP_TITLES, problem_for
 from entrypoints.wire import Problem
 
 log = structlog.get_logger(__name__)
@@ -25,9 +25,7 @@ def on_http_error(
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = "; ".join(_explain(e) if isinstance(e, dict) else str(e) for e in exc.extra)
-    title = {400: "Invalid request", 404: "Not found", 405: "Method not allowed",
-             413: "Request body too large", 415: "Unsupported media type"}.get(
-        exc.status_code, "Request failed")
+    title = HTTP_TITLES.get(exc.status_code, "Request failed")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
     return _respond(
         Problem(title=title, status=exc.status_code, detail=str(detail or title),
