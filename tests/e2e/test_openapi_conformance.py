@@ -26,21 +26,13 @@ import httpx
 import psycopg
 
 from entrypoints.wire import MAX_PAYLOAD_DEPTH
+from tests.support.openapi_hooks import CHECKS as SHARED_CHECKS
 from tests.support.processes import Stack, eventually
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 HOOKS = Path(__file__).parents[1] / "support" / "openapi_hooks.py"
 CHECKS = [
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-    "negative_data_rejection",
-    "positive_data_acceptance",
-    "missing_required_header",
-    "unsupported_method",
-    "allow_header_conformance",
+    *SHARED_CHECKS,
     "use_after_free",
     "ensure_resource_availability",
 ]

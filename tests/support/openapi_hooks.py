@@ -42,3 +42,18 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
         # title and description say "no NUL" in their schema: a refusal for those is not excused
         return any("\x00" in (case.body.get(k) or "") for k in ("title", "description"))
     return False
+
+
+#: The schemathesis checks both conformance runs (ASGI unit tier, real-process e2e) apply.
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+]
