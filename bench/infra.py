@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +122,13 @@ class Proc:
                     return int(line.split()[1])
         return 0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process itself so far (0 once it is gone)."""
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0
+
     def kill(self) -> None:
         """SIGKILL to this process only: no hand-back, no ack."""
         if self.alive():
@@ -209,6 +216,32 @@ class Stack:
             proc.stop(timeout=10)
 
 
+@dataclass(frozen=True)
+class BoxCpu:
+    """Whole-machine CPU counters from /proc/stat, in seconds: busy (every process, the
+    services and the load generator included) and steal (taken by the hypervisor)."""
+
+    busy: float
+    steal: float
+    total: float
+
+    @classmethod
+    def now(cls) -> BoxCpu:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+        hz = os.sysconf("SC_CLK_TCK")
+        return cls((user + nice + system + irq + softirq) / hz, steal / hz, sum(ticks) / hz)
+
+    def __sub__(self, earlier: BoxCpu) -> BoxCpu:
+        return BoxCpu(self.busy - earlier.busy, self.steal - earlier.steal,
+                      self.total - earlier.total)
+
+    def per_task(self, tasks: int) -> str:
+        """Busy CPU per task, and the share of time stolen (a noisy neighbour)."""
+        steal = 100 * self.steal / self.total if self.total else 0.0
+        return f"box CPU {1000 * self.busy / max(tasks, 1):.2f} ms/task (steal {steal:.0f}%)"
+
+
 def consumers(url: str, queue: str) -> int:
     """Consumers on `queue` in the vhost of `url` (0 while it is not declared)."""
 
@@ -226,12 +259,16 @@ def consumers(url: str, queue: str) -> int:
     return asyncio.run(count())
 
 
-def wait_workers(stack: Stack, count: int, timeout: float = 60) -> None:
-    """Until `count` workers consume the dispatch queue of the stack's vhost."""
+def wait_workers(
+    stack: Stack, count: int, timeout: float = 60, procs: Sequence[Proc] | None = None
+) -> None:
+    """Until `count` workers consume the dispatch queue of the stack's vhost; fails when one
+    of `procs` (default: every worker of the stack) exits on its own."""
+    watched = [p for p in stack.procs if p.name == "worker"] if procs is None else procs
 
     def ready() -> bool:
-        for proc in stack.procs:
-            if proc.name == "worker" and not proc.alive() and proc.popen.returncode != -9:
+        for proc in watched:
+            if not proc.alive() and proc.popen.returncode != -9:
                 raise BenchError(f"worker exited:\n{proc.tail()}")
         return consumers(stack.rabbitmq_url, DISPATCH_QUEUE) >= count
 

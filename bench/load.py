@@ -169,28 +169,6 @@ async def _httpx(url: str, body: bytes | None, seconds: float, connections: int)
     )
 
 
-async def create_tasks(
-    base_url: str, count: int, connections: int = 64, prefix: str = "bench"
-) -> list[str]:
-    """`count` tasks through POST /tasks as fast as `connections` allow; their ids."""
-    ids: list[str] = []
-    todo = iter(range(count))
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=60, verify=False
-    ) as client:
-
-        async def one_connection() -> None:
-            for i in todo:
-                answer = await client.post("/tasks", json={"title": f"{prefix}-{i}"})
-                if answer.status_code != 201:
-                    raise BenchError(f"POST /tasks answered {answer.status_code}: {answer.text}")
-                ids.append(answer.json()["id"])
-
-        await asyncio.gather(*(one_connection() for _ in range(connections)))
-    return ids
-
-
 @dataclass
 class Paced:
     ids: list[str]

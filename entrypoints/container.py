@@ -17,7 +17,7 @@ from adapters.memory import InMemoryDispatchQueue, InMemoryStore, InMemoryUnitOf
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.connection import RabbitProbe, make_broker
-from adapters.rabbitmq.publisher import RabbitDispatchPublisher
+from adapters.rabbitmq.lane import DispatchLane
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.health import CheckReadiness
@@ -64,11 +64,12 @@ class Container(containers.DeclarativeContainer):
     )
     pool_open = providers.Resource(pool_lifecycle, pool)
     broker = providers.Singleton(make_broker, settings.provided.rabbitmq_url)
+    lane = providers.Singleton(DispatchLane, settings.provided.rabbitmq_url)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
-    publisher = providers.Singleton(RabbitDispatchPublisher, broker)
+    publisher = lane
     probes = providers.List(
-        providers.Singleton(PostgresProbe, pool), providers.Singleton(RabbitProbe, broker)
+        providers.Singleton(PostgresProbe, pool), providers.Singleton(RabbitProbe, broker, lane)
     )
 
     create_task = providers.Singleton(CreateTask, uow.provider, clock, ids, signal)

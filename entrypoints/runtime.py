@@ -15,7 +15,7 @@ from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.http.app import Lifespan
 from entrypoints.intake import subscribe_intake
 from entrypoints.loops import Background, every, relay_loop
-from entrypoints.worker import WorkerRuntime, consume_memory, subscribe_dispatches
+from entrypoints.worker import WorkerRuntime, consume_memory, dispatch_handler
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,7 @@ def api_lifespan(container: Container, intake: bool) -> Lifespan:
             subscribe_intake(broker, container.create_task(), settings.intake_prefetch)
         loops = Background()
         stop = asyncio.Event()
-        loops.start(start_with_retry(broker, stop), "broker-connect")
+        loops.start(start_with_retry(broker, container.lane(), stop), "broker-connect")
         _start_relay(loops, container)
         log.info("api_started", intake=intake)
         try:
@@ -40,6 +40,7 @@ def api_lifespan(container: Container, intake: bool) -> Lifespan:
         finally:
             stop.set()
             await loops.stop()
+            await container.lane().close()
             await broker.stop()
             await shutdown_resources(container)
             log.info("api_stopped")
@@ -52,19 +53,25 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings()
     await init_resources(container)
     broker = container.broker()
+    lane = container.lane()
     runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
-    subscribe_dispatches(broker, runtime, settings.worker_concurrency)
+    handler = dispatch_handler(runtime)
+
+    async def consume() -> None:
+        await lane.consume(settings.worker_concurrency, handler)
+
     loops = Background()
     _start_relay(loops, container)
     _start_lease_upkeep(loops, container)
     log.info("worker_started", worker=container.worker_id(),
              concurrency=settings.worker_concurrency)
     try:
-        if await start_with_retry(broker, stop):
+        if await start_with_retry(broker, lane, stop, then=consume):
             await stop.wait()
     finally:
         await runtime.drain()
         await loops.stop()
+        await lane.close()
         await broker.stop()
         await shutdown_resources(container)
         log.info("worker_stopped", worker=container.worker_id())

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable
 
 import msgspec
 import structlog
-from faststream.rabbit import RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from adapters.memory import InMemoryDispatchQueue
-from adapters.rabbitmq.connection import manual_consumer
-from adapters.rabbitmq.topology import DISPATCH_QUEUE
+from adapters.rabbitmq.lane import Handler
 from application.model import Dispatch
 from application.process import Outcome, ProcessTask
 
@@ -59,16 +58,17 @@ class WorkerRuntime:
                 await asyncio.wait(late, timeout=10)
 
 
-def subscribe_dispatches(broker: RabbitBroker, runtime: WorkerRuntime, prefetch: int) -> None:
-    @manual_consumer(broker, DISPATCH_QUEUE, prefetch)
-    async def on_dispatch(msg: RabbitMessage) -> None:
+def dispatch_handler(runtime: WorkerRuntime) -> Handler:
+    """What the dispatch lane calls for each delivery (each in its own asyncio task)."""
+
+    async def on_dispatch(msg: AbstractIncomingMessage) -> None:
         if runtime.draining:
             return  # left unacknowledged: RabbitMQ requeues it when our channel closes
         try:
             dispatch = _decode(msg.body)
         except msgspec.DecodeError as exc:
             log.error("dispatch_rejected", reason=str(exc), message_id=msg.message_id)
-            await msg.reject(requeue=False)  # dead-lettered to tasks.dispatch.dlq
+            await _settle(msg.reject(requeue=False))  # dead-lettered to tasks.dispatch.dlq
             return
         try:
             outcome = await runtime.run(dispatch.task_id)
@@ -84,11 +84,13 @@ def subscribe_dispatches(broker: RabbitBroker, runtime: WorkerRuntime, prefetch:
         log.debug("dispatch_done", task_id=str(dispatch.task_id), outcome=outcome)
         await _settle(msg.ack())
 
+    return on_dispatch
 
-async def _settle(action: object) -> None:
+
+async def _settle(action: Awaitable[None]) -> None:
     """Ack/nack on a channel that died is harmless: the message is redelivered and skipped."""
     try:
-        await action  # type: ignore[misc]
+        await action
     except Exception as exc:  # noqa: BLE001
         log.warning("settle_failed", error=f"{type(exc).__name__}: {exc}")
 

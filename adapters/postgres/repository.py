@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from psycopg import AsyncConnection, sql
-from psycopg.types.json import Jsonb
 
 from adapters.postgres.statements import statement
 from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
@@ -26,6 +26,14 @@ _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 def _q(name: str, filters: tuple[str, ...] = ()) -> sql.Composed:
     where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")
     return statement(name, columns=_COLUMNS, filters=where)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _json(rows: Sequence[object]) -> str:
+    """Rows for `json_to_recordset`: objects keyed by column name (structs by field name)."""
+    return _encoder.encode(rows).decode()
 
 
 _BY_STATUS = "status = ANY(%(statuses)s::text[])"
@@ -64,20 +72,13 @@ class PostgresTasks:
         # order, so two batches sharing keys wait for each other instead of deadlocking.
         rows = sorted(zip(tasks, requests, prints, strict=True),
                       key=lambda row: (row[0].source.value, row[1].idempotency_key or ""))
-        cur = await self._conn.execute(_q("insert_tasks"), {
-            "id": [t.id for t, _, _ in rows],
-            "title": [t.title for t, _, _ in rows],
-            "description": [t.description for t, _, _ in rows],
-            "payload": [Jsonb(t.payload) for t, _, _ in rows],
-            "status": [t.status.value for t, _, _ in rows],
-            "attempts": [t.attempts for t, _, _ in rows],
-            "error": [t.error for t, _, _ in rows],
-            "source": [t.source.value for t, _, _ in rows],
-            "idempotency_key": [r.idempotency_key for _, r, _ in rows],
-            "fingerprint": [p for _, _, p in rows],
-            "created_at": [t.created_at for t, _, _ in rows],
-            "updated_at": [t.updated_at for t, _, _ in rows],
-        })
+        cur = await self._conn.execute(_q("insert_tasks"), {"rows": _json([
+            {"id": t.id, "title": t.title, "description": t.description, "payload": t.payload,
+             "status": t.status, "attempts": t.attempts, "error": t.error, "source": t.source,
+             "idempotency_key": r.idempotency_key, "fingerprint": p,
+             "created_at": t.created_at, "updated_at": t.updated_at}
+            for t, r, p in rows
+        ])})
         inserted = {row[0] for row in await cur.fetchall()}
         taken = [(t, r) for t, r in zip(tasks, requests, strict=True) if t.id not in inserted]
         existing: dict[tuple[str, str], Stored] = {}
@@ -125,21 +126,14 @@ class PostgresTasks:
         if not pairs:
             return set()
         check_pairs(pairs)
-        olds, news = [old for old, _ in pairs], [new for _, new in pairs]
-        cur = await self._conn.execute(_q("compare_and_set_many"), {
-            "id": [t.id for t in olds],
-            "old_status": [t.status.value for t in olds],
-            "old_attempts": [t.attempts for t in olds],
-            "old_lease_owner": [t.lease_owner for t in olds],
-            "status": [t.status.value for t in news],
-            "attempts": [t.attempts for t in news],
-            "error": [t.error for t in news],
-            "updated_at": [t.updated_at for t in news],
-            "started_at": [t.started_at for t in news],
-            "finished_at": [t.finished_at for t in news],
-            "lease_owner": [t.lease_owner for t in news],
-            "lease_expires_at": [t.lease_expires_at for t in news],
-        })
+        cur = await self._conn.execute(_q("compare_and_set_many"), {"rows": _json([
+            {"id": old.id, "old_status": old.status, "old_attempts": old.attempts,
+             "old_lease_owner": old.lease_owner, "status": new.status, "attempts": new.attempts,
+             "error": new.error, "updated_at": new.updated_at, "started_at": new.started_at,
+             "finished_at": new.finished_at, "lease_owner": new.lease_owner,
+             "lease_expires_at": new.lease_expires_at}
+            for old, new in pairs
+        ])})
         return {row[0] for row in await cur.fetchall()}
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
@@ -153,19 +147,7 @@ class PostgresTasks:
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:
             return
-        await self._conn.execute(
-            _q("insert_history"),
-            {
-                "task_id": [t.task_id for t in transitions],
-                "from_status": [t.from_status.value if t.from_status else None
-                                for t in transitions],
-                "to_status": [t.to_status.value for t in transitions],
-                "at": [t.at for t in transitions],
-                "attempt": [t.attempt for t in transitions],
-                "worker": [t.worker for t in transitions],
-                "reason": [t.reason for t in transitions],
-            },
-        )
+        await self._conn.execute(_q("insert_history"), {"rows": _json(transitions)})
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})
@@ -185,13 +167,7 @@ class PostgresOutbox:
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
-        await self._conn.execute(
-            _q("outbox_put"),
-            {
-                "task_id": [d.task_id for d in dispatches],
-                "attempt": [d.attempt for d in dispatches],
-            },
-        )
+        await self._conn.execute(_q("outbox_put"), {"rows": _json(dispatches)})
 
     async def take(self, limit: int) -> list[Dispatch]:
         cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})

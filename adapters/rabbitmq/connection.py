@@ -14,6 +14,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 
 from adapters.rabbitmq import topology
+from adapters.rabbitmq.lane import DispatchLane
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -29,8 +30,14 @@ def make_broker(url: str, graceful_timeout: float = 30.0) -> RabbitBroker:
     )
 
 
-async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = None) -> bool:
-    """Connect, declare the topology and start subscribers, retrying with capped backoff.
+async def start_with_retry(
+    broker: RabbitBroker,
+    lane: DispatchLane,
+    stop: asyncio.Event | None = None,
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> bool:
+    """Connect, declare the topology, start subscribers, open the dispatch lane and run `then`
+    (the worker's consumer), retrying all of it with capped backoff.
 
     Returns False if `stop` was set before RabbitMQ could be reached.
     """
@@ -43,10 +50,14 @@ async def start_with_retry(broker: RabbitBroker, stop: asyncio.Event | None = No
             # channel and consumed with no prefetch limit at all
             await broker.start()
             await topology.declare(broker)
+            await lane.open()
+            if then is not None:
+                await then()
         except (TimeoutError, OSError, ConnectionError, Exception) as exc:  # noqa: BLE001
             log.warning("broker_unavailable", attempt=attempt, retry_in=delay,
                         error=f"{type(exc).__name__}: {exc}")
             await _reset(broker)
+            await lane.close()
             if stop is not None:
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
@@ -88,11 +99,15 @@ def manual_consumer(
 
 
 class RabbitProbe:
+    """Both connections up: FastStream's (intake, topology) and the dispatch lane's."""
+
     name = "broker"
 
-    def __init__(self, broker: RabbitBroker) -> None:
+    def __init__(self, broker: RabbitBroker, lane: DispatchLane) -> None:
         self._broker = broker
+        self._lane = lane
 
     async def check(self) -> None:
         if not await self._broker.ping(timeout=1.0):
             raise ServiceUnavailable("broker unreachable")
+        await self._lane.check()

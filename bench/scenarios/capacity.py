@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from bench import db
 from bench.context import Context, Row
 from bench.infra import BenchError, Proc, Stack, sandbox, wait_workers
-from bench.load import create_tasks
 from bench.stats import mib, rate
 
 
@@ -68,7 +67,7 @@ def run(ctx: Context) -> list[Row]:
         )
         sampler.start()
         created = time.monotonic()
-        asyncio.run(create_tasks(stack.base_url, count, ctx.sizes.connections))
+        asyncio.run(db.preload(stack.database_url, count))
         create_seconds = time.monotonic() - created
         sampler.join(timeout + 10)
         with stack.db() as conn:

@@ -7,13 +7,14 @@ import json
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from faststream.rabbit import RabbitBroker
 
-from adapters.rabbitmq.connection import start_with_retry
+from adapters.rabbitmq.connection import make_broker, start_with_retry
+from adapters.rabbitmq.lane import DispatchLane, Handler
 from tests.support.services import Services
 
 from .waiting import eventually
@@ -30,13 +31,30 @@ def list_queues(services: Services, url: str, *columns: str) -> dict[str, dict[s
     return {row["name"]: row for row in json.loads(done.stdout)}
 
 
+class Connected(NamedTuple):
+    broker: RabbitBroker
+    lane: DispatchLane
+
+
 @asynccontextmanager
-async def running(broker: RabbitBroker) -> AsyncIterator[RabbitBroker]:
-    """Start the broker the way the processes do (topology, then subscribers); always stop it."""
+async def running(
+    url: str, broker: RabbitBroker | None = None, handler: Handler | None = None,
+    prefetch: int = 20,
+) -> AsyncIterator[Connected]:
+    """Connect the way the processes do (FastStream's subscribers, the topology, the dispatch
+    lane, then the lane's consumer when `handler` is given); always close both."""
+    broker = broker or make_broker(url, graceful_timeout=5)
+    lane = DispatchLane(url, timeout=5)
+
+    async def consume() -> None:
+        if handler is not None:
+            await lane.consume(prefetch, handler)
+
     try:
-        assert await asyncio.wait_for(start_with_retry(broker), timeout=20)
-        yield broker
+        assert await asyncio.wait_for(start_with_retry(broker, lane, then=consume), timeout=20)
+        yield Connected(broker, lane)
     finally:
+        await lane.close()
         await broker.stop()
 
 

@@ -10,8 +10,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from adapters.rabbitmq.connection import make_broker
-from adapters.rabbitmq.publisher import RabbitDispatchPublisher
+from adapters.rabbitmq.lane import DispatchLane
 from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
@@ -34,7 +33,7 @@ def declared(services: Services, amqp_url: str) -> dict[str, tuple[bool, str, di
 async def test_starting_a_broker_declares_the_durable_topology(
     services: Services, amqp_url: str
 ) -> None:
-    async with running(make_broker(amqp_url, graceful_timeout=5)):
+    async with running(amqp_url):
         queues = declared(services, amqp_url)
 
     assert queues[CREATE] == (True, "classic", {**TO_CREATE_DLQ, "x-queue-type": "classic"})
@@ -47,9 +46,9 @@ async def test_starting_a_broker_declares_the_durable_topology(
 async def test_two_brokers_declare_the_same_topology_without_conflict(
     services: Services, amqp_url: str, channel: AbstractChannel
 ) -> None:
-    async with running(make_broker(amqp_url, graceful_timeout=5)):
+    async with running(amqp_url):
         before = declared(services, amqp_url)
-        async with running(make_broker(amqp_url, graceful_timeout=5)):
+        async with running(amqp_url):
             after = declared(services, amqp_url)
 
     assert after == before
@@ -62,8 +61,8 @@ async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue
     amqp_url: str, channel: AbstractChannel
 ) -> None:
     sent = [Dispatch(uuid.uuid4(), 1), Dispatch(uuid.uuid4(), 3)]
-    async with running(make_broker(amqp_url, graceful_timeout=5)) as broker:
-        await RabbitDispatchPublisher(broker).publish(sent)
+    async with running(amqp_url) as (_, lane):
+        await lane.publish(sent)
     queue = await existing(channel, DISPATCH)
 
     received = [await next_message(queue) for _ in sent]
@@ -79,19 +78,18 @@ async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue
 
 
 async def test_publishing_before_the_broker_connected_raises_service_unavailable() -> None:
-    never_started = make_broker("amqp://guest:guest@127.0.0.1:5672/never-used")
+    never_opened = DispatchLane("amqp://guest:guest@127.0.0.1:5672/never-used", timeout=2)
 
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
-        await RabbitDispatchPublisher(never_started, timeout=2).publish([Dispatch(uuid.uuid4(), 1)])
+        await never_opened.publish([Dispatch(uuid.uuid4(), 1)])
 
 
 async def test_publishing_after_the_broker_stopped_raises_service_unavailable(
     amqp_url: str, channel: AbstractChannel
 ) -> None:
-    broker = make_broker(amqp_url, graceful_timeout=5)
-    async with running(broker):
+    async with running(amqp_url) as (_, lane):
         pass
 
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
-        await RabbitDispatchPublisher(broker, timeout=2).publish([Dispatch(uuid.uuid4(), 1)])
+        await lane.publish([Dispatch(uuid.uuid4(), 1)])
     assert await (await existing(channel, DISPATCH)).get(fail=False) is None

@@ -29,7 +29,7 @@ async def intake(amqp_url: str, pool: Any) -> AsyncIterator[RabbitBroker]:
     create = CreateTask(lambda: PostgresUnitOfWork(pool), SystemClock(), Uuid7Source(),
                         WakeSignal())
     subscribe_intake(broker, create, prefetch=10)
-    async with running(broker):
+    async with running(amqp_url, broker):
         yield broker
 
 

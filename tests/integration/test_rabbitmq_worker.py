@@ -16,15 +16,14 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.connection import make_broker
-from adapters.rabbitmq.publisher import RabbitDispatchPublisher
+from adapters.rabbitmq.lane import DispatchLane
 from adapters.rabbitmq.topology import DISPATCH, DISPATCH_DLQ
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
 from domain.task import Task, TaskStatus
-from entrypoints.worker import WorkerRuntime, subscribe_dispatches
+from entrypoints.worker import WorkerRuntime, dispatch_handler
 from tests.support.services import Services
 
 from .amqp import existing, list_queues, next_message, running, send
@@ -48,7 +47,7 @@ class RecordedProcessTask(ProcessTask):
 @asynccontextmanager
 async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: int = 20,
                  draining: bool = False,
-                 ) -> AsyncIterator[tuple[RabbitDispatchPublisher, list[Outcome]]]:
+                 ) -> AsyncIterator[tuple[DispatchLane, list[Outcome]]]:
     """`tasks worker` without the process: instant emulated work, seeded chance of failure."""
     process = RecordedProcessTask(
         lambda: PostgresUnitOfWork(pool),
@@ -57,10 +56,8 @@ async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: 
     )
     runtime = WorkerRuntime(process, grace_seconds=5)
     runtime.draining = draining
-    broker = make_broker(amqp_url, graceful_timeout=5)
-    subscribe_dispatches(broker, runtime, prefetch)
-    async with running(broker):
-        yield RabbitDispatchPublisher(broker), process.outcomes
+    async with running(amqp_url, handler=dispatch_handler(runtime), prefetch=prefetch) as amqp:
+        yield amqp.lane, process.outcomes
 
 
 async def created(uow: UowFactory) -> Task:
