@@ -17,7 +17,7 @@ from adapters.memory import InMemoryDispatchQueue, InMemoryStore, InMemoryUnitOf
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.connection import RabbitProbe, make_broker
-from adapters.rabbitmq.lane import DispatchLane
+from adapters.rabbitmq.lane import Lane
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.health import CheckReadiness
@@ -64,7 +64,7 @@ class Container(containers.DeclarativeContainer):
     )
     pool_open = providers.Resource(pool_lifecycle, pool)
     broker = providers.Singleton(make_broker, settings.provided.rabbitmq_url)
-    lane = providers.Singleton(DispatchLane, settings.provided.rabbitmq_url)
+    lane = providers.Singleton(Lane, settings.provided.rabbitmq_url)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
     publisher = lane

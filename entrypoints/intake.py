@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 import structlog
+from aio_pika.abc import AbstractIncomingMessage
 from faststream.rabbit import RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
 
-from adapters.rabbitmq.connection import manual_consumer
-from adapters.rabbitmq.topology import CREATE_DLQ, CREATE_QUEUE, REASON_HEADER
+from adapters.rabbitmq.lane import Handler
+from adapters.rabbitmq.topology import CREATE_DLQ, REASON_HEADER
 from application.create import CreateTask
 from application.retry import retrying
 from domain.errors import DomainError
@@ -25,11 +25,12 @@ _decode = msgspec.json.Decoder(TaskIn).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def subscribe_intake(broker: RabbitBroker, create: CreateTask, prefetch: int) -> None:
-    @manual_consumer(broker, CREATE_QUEUE, prefetch)
-    async def on_create(msg: RabbitMessage) -> None:
-        raw = msg.raw_message
-        key = raw.message_id or None
+def intake_handler(broker: RabbitBroker, create: CreateTask) -> Handler:
+    """What the lane calls for each `tasks.create` delivery. Replies and dead-letters go out
+    through FastStream's `broker`; the message is acked only once its task is committed."""
+
+    async def on_create(msg: AbstractIncomingMessage) -> None:
+        key = msg.message_id or None
         with structlog.contextvars.bound_contextvars(message_id=key):
             try:
                 request = _decode(msg.body).to_request(TaskSource.AMQP, key)
@@ -56,35 +57,37 @@ def subscribe_intake(broker: RabbitBroker, create: CreateTask, prefetch: int) ->
             await _reply(broker, msg, _encode(TaskOut.of(created.task)), "application/json")
             await msg.ack()
 
+    return on_create
 
-async def _dead_letter(broker: RabbitBroker, msg: RabbitMessage, reason: str) -> None:
-    raw = msg.raw_message
-    headers: dict[str, Any] = dict(raw.headers or {})
+
+async def _dead_letter(broker: RabbitBroker, msg: AbstractIncomingMessage, reason: str) -> None:
+    headers: dict[str, Any] = dict(msg.headers or {})
     headers[REASON_HEADER] = reason
     log.warning("intake_dead_lettered", reason=reason)
     await broker.publish(
-        raw.body,
+        msg.body,
         queue=CREATE_DLQ,
         headers=headers,
         persist=True,
-        message_id=raw.message_id,
-        correlation_id=raw.correlation_id,
-        content_type=raw.content_type,
+        message_id=msg.message_id,
+        correlation_id=msg.correlation_id,
+        content_type=msg.content_type,
         timeout=10,
     )
 
 
-async def _reply(broker: RabbitBroker, msg: RabbitMessage, body: bytes, content_type: str) -> None:
-    raw = msg.raw_message
-    if not raw.reply_to:
+async def _reply(
+    broker: RabbitBroker, msg: AbstractIncomingMessage, body: bytes, content_type: str
+) -> None:
+    if not msg.reply_to:
         return
     try:
         await broker.publish(
             body,
-            routing_key=raw.reply_to,
-            correlation_id=raw.correlation_id,
+            routing_key=msg.reply_to,
+            correlation_id=msg.correlation_id,
             content_type=content_type,
             timeout=10,
         )
     except Exception as exc:  # noqa: BLE001 - a lost reply must not lose the task
-        log.warning("intake_reply_failed", reply_to=raw.reply_to, error=str(exc))
+        log.warning("intake_reply_failed", reply_to=msg.reply_to, error=str(exc))

@@ -10,10 +10,11 @@ import structlog
 from litestar import Litestar
 
 from adapters.memory import InMemoryDispatchQueue
-from adapters.rabbitmq.connection import start_with_retry
+from adapters.rabbitmq.connection import Consumer, start_with_retry
+from adapters.rabbitmq.topology import CREATE, DISPATCH
 from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.http.app import Lifespan
-from entrypoints.intake import subscribe_intake
+from entrypoints.intake import intake_handler
 from entrypoints.loops import Background, every, relay_loop
 from entrypoints.worker import WorkerRuntime, consume_memory, dispatch_handler
 
@@ -27,12 +28,14 @@ def api_lifespan(container: Container, intake: bool) -> Lifespan:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings = container.settings()
         await init_resources(container)
-        broker = container.broker()
+        broker, lane = container.broker(), container.lane()
+        consumers: list[Consumer] = []
         if intake:
-            subscribe_intake(broker, container.create_task(), settings.intake_prefetch)
+            handler = intake_handler(broker, container.create_task())
+            consumers.append((CREATE, settings.intake_prefetch, handler))
         loops = Background()
         stop = asyncio.Event()
-        loops.start(start_with_retry(broker, container.lane(), stop), "broker-connect")
+        loops.start(start_with_retry(broker, lane, stop, consumers), "broker-connect")
         _start_relay(loops, container)
         log.info("api_started", intake=intake)
         try:
@@ -40,7 +43,7 @@ def api_lifespan(container: Container, intake: bool) -> Lifespan:
         finally:
             stop.set()
             await loops.stop()
-            await container.lane().close()
+            await lane.close()
             await broker.stop()
             await shutdown_resources(container)
             log.info("api_stopped")
@@ -55,18 +58,14 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
     broker = container.broker()
     lane = container.lane()
     runtime = WorkerRuntime(container.process_task(), settings.shutdown_grace_seconds)
-    handler = dispatch_handler(runtime)
-
-    async def consume() -> None:
-        await lane.consume(settings.worker_concurrency, handler)
-
+    consumers = [(DISPATCH, settings.worker_concurrency, dispatch_handler(runtime))]
     loops = Background()
     _start_relay(loops, container)
     _start_lease_upkeep(loops, container)
     log.info("worker_started", worker=container.worker_id(),
              concurrency=settings.worker_concurrency)
     try:
-        if await start_with_retry(broker, lane, stop, then=consume):
+        if await start_with_retry(broker, lane, stop, consumers):
             await stop.wait()
     finally:
         await runtime.drain()

@@ -1,10 +1,11 @@
-"""The dispatch lane: plain aio-pika on the two paths every task crosses, publishing and consuming
-`tasks.dispatch`.
+"""The lane: plain aio-pika on the paths every task crosses, consuming `tasks.create` and
+`tasks.dispatch` and publishing dispatches.
 
 FastStream wraps each message in its parser, middlewares and argument resolution; profiled on
-the worker (issue 4) that was the largest single cost per task, so the dispatch traffic goes
-straight through aio-pika (which FastStream itself runs on), on a robust connection of its own.
-The topology, the intake and its replies stay on FastStream.
+the worker and the intake (issue 4) that was the largest single cost per message, so this
+traffic goes straight through aio-pika (which FastStream itself runs on), on a robust
+connection of its own. The topology, the intake's replies and dead-letters, and the health
+ping stay on FastStream.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _encode = msgspec.json.Encoder().encode
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
-class DispatchLane:
-    """Publishes dispatches persistent and confirmed; hands deliveries to a consumer callback.
+class Lane:
+    """Publishes dispatches persistent and confirmed; hands deliveries to consumer callbacks.
 
     `open()` raises while RabbitMQ is unreachable (the caller retries); once open, aio-pika's
     robust connection reconnects by itself and restores the channel, its prefetch and the
@@ -44,7 +45,7 @@ class DispatchLane:
         if self._connection is not None:
             return
         connection = await aio_pika.connect_robust(self._url, client_properties={
-            "connection_name": "tasks dispatch lane"})
+            "connection_name": "tasks lane"})
         try:
             self._publishing = await connection.channel(publisher_confirms=True)
         except BaseException:
@@ -71,15 +72,16 @@ class DispatchLane:
         except Exception as exc:
             raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc
 
-    async def consume(self, prefetch: int, handler: Handler) -> None:
-        """Deliver `tasks.dispatch` to `handler`, at most `prefetch` unacknowledged at a time.
-        The queue must exist already (the topology is declared first, and only there)."""
+    async def consume(self, queue: str, prefetch: int, handler: Handler) -> None:
+        """Deliver `queue` to `handler` (each message in its own asyncio task), at most
+        `prefetch` unacknowledged at a time, on a channel of its own. The queue must exist
+        already: the topology is declared first, and only in topology.py."""
         if self._connection is None:
             raise ServiceUnavailable("broker not connected")
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.declare_queue(DISPATCH, passive=True)
-        await queue.consume(handler)
+        declared = await channel.declare_queue(queue, passive=True)
+        await declared.consume(handler)
 
     async def check(self) -> None:
         """Health probe: the lane's connection is up (it reconnects on its own)."""

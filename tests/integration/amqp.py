@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
@@ -13,8 +13,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from faststream.rabbit import RabbitBroker
 
-from adapters.rabbitmq.connection import make_broker, start_with_retry
-from adapters.rabbitmq.lane import DispatchLane, Handler
+from adapters.rabbitmq.connection import Consumer, make_broker, start_with_retry
+from adapters.rabbitmq.lane import Lane
 from tests.support.services import Services
 
 from .waiting import eventually
@@ -33,25 +33,19 @@ def list_queues(services: Services, url: str, *columns: str) -> dict[str, dict[s
 
 class Connected(NamedTuple):
     broker: RabbitBroker
-    lane: DispatchLane
+    lane: Lane
 
 
 @asynccontextmanager
 async def running(
-    url: str, broker: RabbitBroker | None = None, handler: Handler | None = None,
-    prefetch: int = 20,
+    url: str, broker: RabbitBroker | None = None, consumers: Sequence[Consumer] = ()
 ) -> AsyncIterator[Connected]:
-    """Connect the way the processes do (FastStream's subscribers, the topology, the dispatch
-    lane, then the lane's consumer when `handler` is given); always close both."""
+    """Connect the way the processes do (FastStream's broker, the topology, the lane, then the
+    lane's `consumers`); always close both."""
     broker = broker or make_broker(url, graceful_timeout=5)
-    lane = DispatchLane(url, timeout=5)
-
-    async def consume() -> None:
-        if handler is not None:
-            await lane.consume(prefetch, handler)
-
+    lane = Lane(url, timeout=5)
     try:
-        assert await asyncio.wait_for(start_with_retry(broker, lane, then=consume), timeout=20)
+        assert await asyncio.wait_for(start_with_retry(broker, lane, consumers=consumers), 20)
         yield Connected(broker, lane)
     finally:
         await lane.close()

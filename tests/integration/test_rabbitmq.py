@@ -1,22 +1,24 @@
-"""RabbitMQ topology and the dispatch publisher, checked on a real broker."""
+"""RabbitMQ topology, the lane's publisher and its consumers' prefetch, on a real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from adapters.rabbitmq.lane import DispatchLane
+from adapters.rabbitmq.lane import Lane
 from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
 from tests.support.services import Services
 
-from .amqp import existing, list_queues, next_message, running
+from .amqp import existing, list_queues, next_message, running, send
+from .waiting import eventually
 
 TO_CREATE_DLQ = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": CREATE_DLQ}
 TO_DISPATCH_DLQ = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DISPATCH_DLQ}
@@ -78,7 +80,7 @@ async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue
 
 
 async def test_publishing_before_the_broker_connected_raises_service_unavailable() -> None:
-    never_opened = DispatchLane("amqp://guest:guest@127.0.0.1:5672/never-used", timeout=2)
+    never_opened = Lane("amqp://guest:guest@127.0.0.1:5672/never-used", timeout=2)
 
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
         await never_opened.publish([Dispatch(uuid.uuid4(), 1)])
@@ -93,3 +95,25 @@ async def test_publishing_after_the_broker_stopped_raises_service_unavailable(
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
         await lane.publish([Dispatch(uuid.uuid4(), 1)])
     assert await (await existing(channel, DISPATCH)).get(fail=False) is None
+
+
+async def test_a_lane_consumer_holds_at_most_its_prefetch_unacknowledged(
+    amqp_url: str, channel: AbstractChannel
+) -> None:
+    held: list[AbstractIncomingMessage] = []
+
+    async def hold(message: AbstractIncomingMessage) -> None:
+        held.append(message)  # never acknowledged while the test looks
+
+    async with running(amqp_url, consumers=[(DISPATCH, 7, hold)]):
+        for n in range(20):
+            await send(channel, DISPATCH, {"n": n})
+        async def seven_held() -> bool:
+            return len(held) >= 7
+
+        await eventually(seven_held, "7 deliveries")
+        await asyncio.sleep(0.5)  # time for more deliveries, were the limit not applied
+        ready = (await existing(channel, DISPATCH)).declaration_result.message_count
+
+    assert len(held) == 7
+    assert ready == 13

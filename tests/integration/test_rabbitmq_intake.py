@@ -17,7 +17,7 @@ from adapters.rabbitmq.connection import make_broker
 from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, REASON_HEADER
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
-from entrypoints.intake import subscribe_intake
+from entrypoints.intake import intake_handler
 
 from .amqp import existing, header, next_message, running, send
 
@@ -28,8 +28,8 @@ async def intake(amqp_url: str, pool: Any) -> AsyncIterator[RabbitBroker]:
     broker = make_broker(amqp_url, graceful_timeout=5)
     create = CreateTask(lambda: PostgresUnitOfWork(pool), SystemClock(), Uuid7Source(),
                         WakeSignal())
-    subscribe_intake(broker, create, prefetch=10)
-    async with running(amqp_url, broker):
+    consumer = (CREATE, 10, intake_handler(broker, create))
+    async with running(amqp_url, broker, [consumer]):
         yield broker
 
 

@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.lane import DispatchLane
+from adapters.rabbitmq.lane import Lane
 from adapters.rabbitmq.topology import DISPATCH, DISPATCH_DLQ
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
@@ -47,7 +47,7 @@ class RecordedProcessTask(ProcessTask):
 @asynccontextmanager
 async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: int = 20,
                  draining: bool = False,
-                 ) -> AsyncIterator[tuple[DispatchLane, list[Outcome]]]:
+                 ) -> AsyncIterator[tuple[Lane, list[Outcome]]]:
     """`tasks worker` without the process: instant emulated work, seeded chance of failure."""
     process = RecordedProcessTask(
         lambda: PostgresUnitOfWork(pool),
@@ -56,7 +56,8 @@ async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: 
     )
     runtime = WorkerRuntime(process, grace_seconds=5)
     runtime.draining = draining
-    async with running(amqp_url, handler=dispatch_handler(runtime), prefetch=prefetch) as amqp:
+    consumer = (DISPATCH, prefetch, dispatch_handler(runtime))
+    async with running(amqp_url, consumers=[consumer]) as amqp:
         yield amqp.lane, process.outcomes
 
 
