@@ -67,12 +67,14 @@ class Container(containers.DeclarativeContainer):
     lane = providers.Singleton(Lane, settings.provided.rabbitmq_url)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
+    #: creates wait on round trips, not on CPU: their transactions go pipelined
+    uow_pipelined = providers.Factory(PostgresUnitOfWork, pool, pipeline=True)
     publisher = lane
     probes = providers.List(
         providers.Singleton(PostgresProbe, pool), providers.Singleton(RabbitProbe, broker, lane)
     )
 
-    create_task = providers.Singleton(CreateTask, uow.provider, clock, ids, signal)
+    create_task = providers.Singleton(CreateTask, uow_pipelined.provider, clock, ids, signal)
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
@@ -97,6 +99,7 @@ def use_memory(container: Container) -> InMemoryDispatchQueue:
     store = InMemoryStore()
     queue = InMemoryDispatchQueue()
     container.uow.override(providers.Factory(InMemoryUnitOfWork, store))
+    container.uow_pipelined.override(providers.Factory(InMemoryUnitOfWork, store))
     container.publisher.override(providers.Object(queue))
     container.probes.override(providers.Object([queue]))
     container.pool_open.override(providers.Object(None))

@@ -66,7 +66,8 @@ FOR UPDATE SKIP LOCKED;
 UPDATE tasks SET lease_expires_at = %(until)s
 WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = %(worker)s
              ORDER BY id FOR NO KEY UPDATE)
-  AND status = 'in_progress' AND lease_owner = %(worker)s;
+  AND status = 'in_progress' AND lease_owner = %(worker)s
+RETURNING id;
 
 -- name: insert_history
 INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason)

@@ -142,7 +142,7 @@ class PostgresTasks:
 
     async def renew_leases(self, worker: str, until: datetime) -> int:
         cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
-        return cur.rowcount
+        return len(await cur.fetchall())  # not rowcount: unknown until a pipeline sync
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:

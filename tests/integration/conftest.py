@@ -16,10 +16,11 @@ from tests.support.services import Services
 UowFactory = Callable[[], PostgresUnitOfWork]
 
 
-@pytest.fixture
-def uow(pool: Any) -> UowFactory:
-    """What the container gives the use cases: a fresh unit of work on the test pool per call."""
-    return lambda: PostgresUnitOfWork(pool)
+@pytest.fixture(params=[False, True], ids=["plain", "pipelined"])
+def uow(pool: Any, request: pytest.FixtureRequest) -> UowFactory:
+    """What the container gives the use cases: a fresh unit of work on the test pool per call,
+    in both transaction modes (every PostgreSQL test runs plain and pipelined)."""
+    return lambda: PostgresUnitOfWork(pool, pipeline=request.param)
 
 
 @pytest.fixture(scope="module")
