@@ -29,7 +29,6 @@ test-unit *args:
 # ruff, mypy and the static checks of the container files
 lint:
     uv run ruff check .
-    uv run ruff format --check .
     uv run mypy
     bash .ci/check-static
 

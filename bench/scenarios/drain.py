@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from bench import db
+from bench.amqp import consume_and_ack
 from bench.context import Context, Row
 from bench.infra import BoxCpu, Stack, sandbox, wait_until, wait_workers
 from bench.stats import rate
@@ -13,9 +14,10 @@ from bench.stats import rate
 NO_WORK = {"TASKS_PROCESSING_MIN_SECONDS": "0", "TASKS_PROCESSING_MAX_SECONDS": "0"}
 
 
-def drain(stack: Stack, count: int, workers: int) -> Row:
-    """The backlog is created in-process, published by the api's relay; the api stays up
-    (idle once the outbox is empty) so that both rounds share it."""
+def drain(stack: Stack, count: int, workers: int) -> tuple[Row, float]:
+    """The row, and tasks finished per second. The backlog is created in-process, published
+    by the api's relay; the api stays up (idle once the outbox is empty) so that both rounds
+    share it. CPU is counted from when the workers consume (start-up imports excluded)."""
     with stack.db() as conn:
         conn.execute("TRUNCATE tasks, task_history, dispatch_outbox")
         asyncio.run(db.preload(stack.database_url, count))
@@ -41,10 +43,22 @@ def drain(stack: Stack, count: int, workers: int) -> Row:
         f"{rate(count, span, ' finished/s')} (first claim to last finish); "
         f"{wall:.1f} s incl. worker start-up; worker CPU {1000 * cpu / count:.2f} ms/task, "
         f"{box.per_task(count)}",
-    )
+    ), (count / span if span > 0 else 0.0)
 
 
 def run(ctx: Context) -> list[Row]:
+    count = ctx.sizes.backlog
     with sandbox(ctx.admin, ctx.log_dir, **NO_WORK) as stack:
         stack.api()
-        return [drain(stack, ctx.sizes.backlog, workers) for workers in (1, 2)]
+        rows, rates = zip(*(drain(stack, count, workers) for workers in (1, 2)), strict=True)
+        stack.close()  # the baseline has the box to itself, as the workers had
+        bare = asyncio.run(consume_and_ack(stack.rabbitmq_url, count, quorum=True))
+    return [
+        *rows,
+        Row(
+            "Baseline: bare consume + ack",
+            f"{count:,} msgs, quorum queue, aio-pika, prefetch 100, no work",
+            f"{bare:,.0f} msgs/s (drain / baseline: {rates[0] / bare:.2f} with 1 worker, "
+            f"{rates[1] / bare:.2f} with 2)",
+        ),
+    ]

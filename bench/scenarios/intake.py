@@ -4,45 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-
-import aio_pika
 
 from adapters.rabbitmq.topology import CREATE_QUEUE
 from bench import db
+from bench.amqp import consume_and_ack, prefill_queue
 from bench.context import Context, Row
 from bench.infra import sandbox, wait_until
 from bench.stats import rate
 
 
-async def prefill(url: str, count: int, batch: int = 500) -> float:
-    """`count` persistent messages, published with confirms in batches; seconds taken."""
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        # declared exactly as the service declares it, or its own declaration would fail
-        await channel.declare_queue(
-            CREATE_QUEUE.name, durable=True, arguments=dict(CREATE_QUEUE.arguments or {})
-        )
-        started = time.perf_counter()
-        for first in range(0, count, batch):
-            await asyncio.gather(
-                *(
-                    channel.default_exchange.publish(
-                        aio_pika.Message(
-                            f'{{"title": "intake-{i}"}}'.encode(),
-                            content_type="application/json",
-                            message_id=str(uuid.uuid4()),
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=CREATE_QUEUE.name,
-                    )
-                    for i in range(first, min(first + batch, count))
-                )
-            )
-        return time.perf_counter() - started
-    finally:
-        await connection.close()
+async def prefill(url: str, count: int) -> float:
+    """`count` task messages on tasks.create, declared exactly as the service declares it (or
+    its own declaration would fail); seconds taken."""
+    return await prefill_queue(url, CREATE_QUEUE.name, dict(CREATE_QUEUE.arguments or {}), count)
 
 
 def run(ctx: Context) -> list[Row]:
@@ -60,12 +34,20 @@ def run(ctx: Context) -> list[Row]:
             )
             wall = time.monotonic() - started
             span = db.span_seconds(conn, "created_at", "created_at")
+        stack.close()  # the baseline has the box to itself, as the api had
+        bare = asyncio.run(consume_and_ack(stack.rabbitmq_url, count, quorum=False, prefetch=200))
     setting = f"{count:,} msgs pre-filled (message_id set), api started after"
     return [
         Row(
             "AMQP intake",
             setting,
             f"{rate(count, span, ' tasks/s')} (first to last row); {wall:.1f} s incl. api start-up",
+        ),
+        Row(
+            "Baseline: bare consume + ack",
+            f"{count:,} msgs, classic queue, aio-pika, prefetch 200, no work",
+            f"{bare:,.0f} msgs/s (intake / baseline: {count / span / bare:.2f})"
+            if span > 0 else f"{bare:,.0f} msgs/s",
         ),
         Row(
             "AMQP pre-fill (aio-pika, confirms)",
