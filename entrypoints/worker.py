@@ -59,7 +59,7 @@ class WorkerRuntime:
 
 
 def dispatch_handler(runtime: WorkerRuntime) -> Handler:
-    """What the dispatch lane calls for each delivery (each in its own asyncio task)."""
+    """What the lane calls for each delivery (each in its own asyncio task)."""
 
     async def on_dispatch(msg: AbstractIncomingMessage) -> None:
         if runtime.draining:

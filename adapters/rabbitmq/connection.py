@@ -74,7 +74,8 @@ async def _reset(broker: RabbitBroker) -> None:
 
 
 class RabbitProbe:
-    """Both connections up: FastStream's (intake, topology) and the dispatch lane's."""
+    """Both connections up: FastStream's (topology, intake replies and dead-letters) and the
+    lane's (consumers, dispatch publishing)."""
 
     name = "broker"
 
