@@ -64,8 +64,9 @@ async def consume_and_ack(url: str, count: int, quorum: bool, prefetch: int = 10
             if seen == count and not done.done():
                 done.set_result(time.perf_counter() - started)
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         seconds = await asyncio.wait_for(done, 60 + count / 100)
+        await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
         return count / seconds
     finally:
