@@ -165,7 +165,7 @@ class Stack:
             "TASKS_RABBITMQ_URL": rabbitmq_url,
             "TASKS_HTTP_HOST": "127.0.0.1",
             "TASKS_LOG_FORMAT": "json",
-            "TASKS_LOG_LEVEL": "WARNING",
+            "TASKS_LOG_LEVEL": "INFO",  # as in production: every step logged (JSON, to a file)
             **settings,
         }
         self.procs: list[Proc] = []

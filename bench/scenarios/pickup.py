@@ -33,7 +33,8 @@ def run(ctx: Context) -> list[Row]:
                 "WHERE started_at IS NOT NULL"
             )
         ]
-    failed = f", {paced.failed} POSTs failed" if paced.failed else ""
+    causes = ", ".join(f"{count} {cause}" for cause, count in paced.failures.most_common())
+    failed = f", {paced.failed} POSTs failed ({causes})" if paced.failed else ""
     setting = f"{per_second:g} tasks/s for {seconds:g} s, 2 workers, 0 s work"
     return [
         Row(
