@@ -47,6 +47,10 @@ def run(ctx: Context) -> list[Row]:
             )
         ]
         with httpx.Client(base_url=stack.base_url, timeout=30) as client:
+            sequential_gets(client, "/health/live", {}, 5)  # warm-up
+            noop = sequential_gets(client, "/health/live", {}, requests)
+            rows.append(Row("GET /health/live (no-op)", f"{requests} sequential, same client",
+                            p50_p99(noop)))
             for label, params in (("no filter", {}), ("status=completed", {"status": "completed"})):
                 sequential_gets(client, "/tasks", params, 5)  # warm-up
                 first = sequential_gets(client, "/tasks", params, requests)
