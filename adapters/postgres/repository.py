@@ -23,9 +23,10 @@ _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 
 @functools.cache
-def _q(name: str, filters: tuple[str, ...] = ()) -> sql.Composed:
+def _q(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
+    """The named statement, composed once: a Composed would be rendered again on every call."""
     where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")
-    return statement(name, columns=_COLUMNS, filters=where)
+    return sql.SQL(statement(name, columns=_COLUMNS, filters=where).as_string(None))
 
 
 _encoder = msgspec.json.Encoder()
