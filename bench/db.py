@@ -7,12 +7,10 @@ from datetime import timedelta
 
 import psycopg
 
-from adapters.postgres.pool import make_pool
-from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.system import SystemClock, Uuid7Source, WakeSignal
-from application.create import CreateTask
 from application.model import NewTaskRequest
+from entrypoints.container import build_container, init_resources, shutdown_resources
 from entrypoints.logging import configure_logging
+from entrypoints.settings import Settings
 
 FINAL = "status IN ('completed', 'error')"
 
@@ -71,16 +69,15 @@ def bulk_load(conn: psycopg.Connection[tuple], count: int, days: float = 30) -> 
 
 
 async def preload(database_url: str, count: int, prefix: str = "bench") -> None:
-    """`count` tasks through the real CreateTask on PostgreSQL, called in-process: rows, history
-    and outbox exactly as the API writes them, far faster than HTTP from a Python client.
-    The relay of a running `tasks api` or `tasks worker` then publishes their dispatches."""
+    """`count` tasks through the real CreateTask on PostgreSQL, called in-process and wired by
+    the service's own container: rows, history and outbox exactly as the API writes them, far
+    faster than HTTP from a Python client. The relay of a running `tasks api` or `tasks worker`
+    then publishes their dispatches."""
     configure_logging(level="WARNING")  # not a `task_created` line per task on the console
-    pool = make_pool(database_url, max_size=4)
-    await pool.open(wait=True)
+    container = build_container(Settings(database_url=database_url, db_pool_size=4))
+    await init_resources(container)
     try:
-        create = CreateTask(
-            lambda: PostgresUnitOfWork(pool), SystemClock(), Uuid7Source(), WakeSignal()
-        )
+        create = container.create_task()
         for first in range(0, count, 2000):
             await asyncio.gather(
                 *(
@@ -89,4 +86,4 @@ async def preload(database_url: str, count: int, prefix: str = "bench") -> None:
                 )
             )
     finally:
-        await pool.close()
+        await shutdown_resources(container)

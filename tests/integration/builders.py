@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+import pytest
 from psycopg import sql
 
 from adapters.postgres.uow import PostgresUnitOfWork
@@ -79,3 +80,13 @@ def count_rows(db: psycopg.Connection, table: str = "tasks") -> int:
 async def fetch(uow: Callable[[], PostgresUnitOfWork], task_id: uuid.UUID) -> Task | None:
     async with uow() as u:
         return await u.tasks.get(task_id)
+
+
+#: One field of the caller's copy of a claimed task that no longer matches the row: each alone
+#: must make a compare-and-set miss.
+STALE_FIELDS = [
+    pytest.param({"status": TaskStatus.NEW}, id="status"),
+    pytest.param({"attempts": 2}, id="attempts"),
+    pytest.param({"lease_owner": "worker-2"}, id="lease_owner"),
+    pytest.param({"lease_owner": None}, id="lease_owner-null"),
+]

@@ -10,9 +10,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from domain.task import Task, TaskStatus
+from domain.task import Task
 
-from .builders import NOW, claimed, fetch, new_task, replace, store
+from .builders import NOW, STALE_FIELDS, claimed, fetch, new_task, replace, store
 from .conftest import UowFactory
 from .waiting import eventually
 
@@ -68,15 +68,7 @@ async def test_compare_and_set_many_writes_the_rows_still_as_read_and_only_those
     assert await fetch(uow, gone.id) is None
 
 
-@pytest.mark.parametrize(
-    "stale",
-    [
-        pytest.param({"status": TaskStatus.NEW}, id="status"),
-        pytest.param({"attempts": 2}, id="attempts"),
-        pytest.param({"lease_owner": "worker-2"}, id="lease_owner"),
-        pytest.param({"lease_owner": None}, id="lease_owner-null"),
-    ],
-)
+@pytest.mark.parametrize("stale", STALE_FIELDS)
 async def test_a_stale_pair_in_a_batch_misses_while_the_others_are_written(
     uow: UowFactory, stale: dict[str, object]
 ) -> None:

@@ -11,7 +11,17 @@ import pytest
 from application.model import Stored
 from domain.task import TaskSource, TaskStatus, Transition
 
-from .builders import NOW, claimed, count_rows, fetch, new_task, replace, request_for, store
+from .builders import (
+    NOW,
+    STALE_FIELDS,
+    claimed,
+    count_rows,
+    fetch,
+    new_task,
+    replace,
+    request_for,
+    store,
+)
 from .conftest import UowFactory
 
 PAYLOAD = {
@@ -133,15 +143,7 @@ async def test_compare_and_set_succeeds_once(uow: UowFactory) -> None:
     assert await fetch(uow, task.id) == claimed(task, worker="a")
 
 
-@pytest.mark.parametrize(
-    "stale",
-    [
-        pytest.param({"status": TaskStatus.NEW}, id="status"),
-        pytest.param({"attempts": 2}, id="attempts"),
-        pytest.param({"lease_owner": "worker-2"}, id="lease_owner"),
-        pytest.param({"lease_owner": None}, id="lease_owner-null"),
-    ],
-)
+@pytest.mark.parametrize("stale", STALE_FIELDS)
 async def test_compare_and_set_misses_and_leaves_the_row_alone_when_the_row_moved_on(
     uow: UowFactory, stale: dict[str, object]
 ) -> None:
