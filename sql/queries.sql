@@ -3,14 +3,10 @@
 
 -- name: insert_tasks
 -- Batched statements take their rows as one JSON array of objects (encoded by msgspec in C):
--- psycopg dumps list parameters element by element in Python, which cost a worker a fifth of
--- its time (issue 4 profile).
-INSERT INTO tasks (id, title, description, payload, status, attempts, error, source,
-                   idempotency_key, fingerprint, created_at, updated_at)
-SELECT * FROM json_to_recordset(%(rows)s::json)
-    AS r (id uuid, title text, description text, payload jsonb, status text, attempts int,
-          error text, source text, idempotency_key text, fingerprint text,
-          created_at timestamptz, updated_at timestamptz)
+-- psycopg would dump list parameters element by element in Python. `{inserted}` and
+-- `{insert_shape}` come from the one column table in adapters/postgres/rows.py.
+INSERT INTO tasks ({inserted})
+SELECT {inserted} FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape})
 ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -29,23 +25,18 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: compare_and_set_many
--- Each row n is written only if the task is still as the caller read it. `locked` takes the
--- row locks in id order first (the UPDATE only touches rows it has locked), so concurrent
--- batches over overlapping ids queue instead of deadlocking. Ids must be distinct.
--- `= ANY(ARRAY(...))` keeps both scans on the primary key: the planner guesses 100 rows for
--- json_to_recordset and, on a table of a few thousand rows, joined by two sequential scans.
+-- Each row n is written only if the task is still as the caller read it (status, attempts,
+-- lease owner). `locked` takes the row locks in id order first (the UPDATE only touches rows it
+-- has locked), so concurrent batches over overlapping ids queue instead of deadlocking. Ids must
+-- be distinct. `= ANY(ARRAY(...))` keeps both scans on the primary key: the planner guesses 100
+-- rows for json_to_recordset and would otherwise join small tables by sequential scans.
 WITH n AS MATERIALIZED (
-    SELECT * FROM json_to_recordset(%(rows)s::json)
-        AS n (id uuid, old_status text, old_attempts int, old_lease_owner text, status text,
-              attempts int, error text, updated_at timestamptz, started_at timestamptz,
-              finished_at timestamptz, lease_owner text, lease_expires_at timestamptz)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS n ({cas_shape})
 ), locked AS MATERIALIZED (
     SELECT id FROM tasks WHERE id = ANY(ARRAY(SELECT id FROM n)) ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE tasks t
-SET status = n.status, attempts = n.attempts, error = n.error, updated_at = n.updated_at,
-    started_at = n.started_at, finished_at = n.finished_at, lease_owner = n.lease_owner,
-    lease_expires_at = n.lease_expires_at
+SET {assignments}
 FROM n
 WHERE t.id = ANY(ARRAY(SELECT id FROM locked))
   AND t.id = n.id

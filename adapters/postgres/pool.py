@@ -9,6 +9,7 @@ import psycopg
 import psycopg_pool
 import structlog
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from adapters.postgres.statements import statement
@@ -18,8 +19,10 @@ log = structlog.get_logger(__name__)
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
+    """JSON through msgspec; rows as dicts, mapped by column name (adapters/postgres/rows.py)."""
     set_json_loads(msgspec.json.decode, conn)
     set_json_dumps(msgspec.json.encode, conn)
+    conn.row_factory = dict_row
 
 
 def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[Any]:

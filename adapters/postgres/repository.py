@@ -8,46 +8,43 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from psycopg import AsyncConnection, sql
 
+from adapters.postgres.rows import (
+    COMPARED,
+    MUTABLE,
+    TASK_COLUMNS,
+    as_json,
+    definitions,
+    names,
+    to_task,
+    to_transition,
+)
 from adapters.postgres.statements import statement
 from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
-from domain.task import Task, TaskSource, TaskStatus, Transition
+from domain.task import Task, Transition
 
-COLUMNS = (
-    "id", "title", "description", "payload", "status", "attempts", "error", "source",
-    "created_at", "updated_at", "started_at", "finished_at", "lease_owner", "lease_expires_at",
-)
-_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+_KEYS = {"idempotency_key": "text", "fingerprint": "text"}
+_OLD = {f"old_{c}": TASK_COLUMNS[c] for c in COMPARED}
+_FRAGMENTS = {
+    "columns": names(list(TASK_COLUMNS)),
+    "inserted": names([*TASK_COLUMNS, *_KEYS]),
+    "insert_shape": definitions({**TASK_COLUMNS, **_KEYS}),
+    "cas_shape": definitions({"id": "uuid", **_OLD, **{c: TASK_COLUMNS[c] for c in MUTABLE}}),
+    "assignments": sql.SQL(", ").join(
+        sql.SQL("{} = n.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in MUTABLE),
+}
 
 
 @functools.cache
 def _q(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
     """The named statement, composed once: a Composed would be rendered again on every call."""
     where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")
-    return sql.SQL(statement(name, columns=_COLUMNS, filters=where).as_string(None))
-
-
-_encoder = msgspec.json.Encoder()
-
-
-def _json(rows: Sequence[object]) -> str:
-    """Rows for `json_to_recordset`: objects keyed by column name (structs by field name)."""
-    return _encoder.encode(rows).decode()
+    return sql.SQL(statement(name, filters=where, **_FRAGMENTS).as_string(None))
 
 
 _BY_STATUS = "status = ANY(%(statuses)s::text[])"
 _AFTER = "(created_at, id) < (%(after_created_at)s, %(after_id)s)"
-
-
-def to_task(row: Sequence[Any]) -> Task:
-    return Task(
-        id=row[0], title=row[1], description=row[2], payload=row[3],
-        status=TaskStatus(row[4]), attempts=row[5], error=row[6], source=TaskSource(row[7]),
-        created_at=row[8], updated_at=row[9], started_at=row[10], finished_at=row[11],
-        lease_owner=row[12], lease_expires_at=row[13],
-    )
 
 
 def check_pairs(pairs: Sequence[tuple[Task, Task]]) -> None:
@@ -57,7 +54,15 @@ def check_pairs(pairs: Sequence[tuple[Task, Task]]) -> None:
         raise ValueError("compare_and_set_many needs one (old, new) pair per distinct task id")
 
 
+def _cas_row(old: Task, new: Task) -> dict[str, Any]:
+    row = {c: getattr(new, c) for c in MUTABLE}
+    row.update({f"old_{c}": getattr(old, c) for c in COMPARED}, id=old.id)
+    return row
+
+
 class PostgresTasks:
+    """Rows come back as dicts (the pool's row factory) and are mapped by column name."""
+
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self._conn = conn
 
@@ -73,14 +78,12 @@ class PostgresTasks:
         # order, so two batches sharing keys wait for each other instead of deadlocking.
         rows = sorted(zip(tasks, requests, prints, strict=True),
                       key=lambda row: (row[0].source.value, row[1].idempotency_key or ""))
-        cur = await self._conn.execute(_q("insert_tasks"), {"rows": _json([
-            {"id": t.id, "title": t.title, "description": t.description, "payload": t.payload,
-             "status": t.status, "attempts": t.attempts, "error": t.error, "source": t.source,
-             "idempotency_key": r.idempotency_key, "fingerprint": p,
-             "created_at": t.created_at, "updated_at": t.updated_at}
+        cur = await self._conn.execute(_q("insert_tasks"), {"rows": as_json([
+            {**{c: getattr(t, c) for c in TASK_COLUMNS},
+             "idempotency_key": r.idempotency_key, "fingerprint": p}
             for t, r, p in rows
         ])})
-        inserted = {row[0] for row in await cur.fetchall()}
+        inserted = {row["id"] for row in await cur.fetchall()}
         taken = [(t, r) for t, r in zip(tasks, requests, strict=True) if t.id not in inserted]
         existing: dict[tuple[str, str], Stored] = {}
         if taken:
@@ -89,7 +92,8 @@ class PostgresTasks:
                 "key": [r.idempotency_key for _, r in taken],
             })
             for row in await cur.fetchall():
-                existing[(row[7], row[-1])] = Stored(to_task(row), row[-2], inserted=False)
+                key, fingerprint = row.pop("idempotency_key"), row.pop("fingerprint")
+                existing[(row["source"], key)] = Stored(to_task(row), fingerprint, inserted=False)
         return [
             Stored(t, p, inserted=True) if t.id in inserted
             else existing[(t.source.value, r.idempotency_key or "")]
@@ -127,15 +131,9 @@ class PostgresTasks:
         if not pairs:
             return set()
         check_pairs(pairs)
-        cur = await self._conn.execute(_q("compare_and_set_many"), {"rows": _json([
-            {"id": old.id, "old_status": old.status, "old_attempts": old.attempts,
-             "old_lease_owner": old.lease_owner, "status": new.status, "attempts": new.attempts,
-             "error": new.error, "updated_at": new.updated_at, "started_at": new.started_at,
-             "finished_at": new.finished_at, "lease_owner": new.lease_owner,
-             "lease_expires_at": new.lease_expires_at}
-            for old, new in pairs
-        ])})
-        return {row[0] for row in await cur.fetchall()}
+        cur = await self._conn.execute(_q("compare_and_set_many"), {
+            "rows": as_json([_cas_row(old, new) for old, new in pairs])})
+        return {row["id"] for row in await cur.fetchall()}
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
@@ -148,17 +146,11 @@ class PostgresTasks:
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:
             return
-        await self._conn.execute(_q("insert_history"), {"rows": _json(transitions)})
+        await self._conn.execute(_q("insert_history"), {"rows": as_json(transitions)})
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})
-        return [
-            Transition(
-                task_id=r[0], from_status=TaskStatus(r[1]) if r[1] else None,
-                to_status=TaskStatus(r[2]), at=r[3], attempt=r[4], worker=r[5], reason=r[6],
-            )
-            for r in await cur.fetchall()
-        ]
+        return [to_transition(row) for row in await cur.fetchall()]
 
 
 class PostgresOutbox:
@@ -168,8 +160,8 @@ class PostgresOutbox:
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
-        await self._conn.execute(_q("outbox_put"), {"rows": _json(dispatches)})
+        await self._conn.execute(_q("outbox_put"), {"rows": as_json(dispatches)})
 
     async def take(self, limit: int) -> list[Dispatch]:
         cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})
-        return [Dispatch(task_id, attempt) for task_id, attempt in await cur.fetchall()]
+        return [Dispatch(row["task_id"], row["attempt"]) for row in await cur.fetchall()]

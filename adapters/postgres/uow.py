@@ -37,8 +37,8 @@ class PostgresUnitOfWork:
     With `pipeline=True` the transaction runs in psycopg's pipeline mode: a statement whose
     result nobody reads (history rows, outbox rows, BEGIN itself) travels with the next one
     that is read or with the COMMIT instead of costing a round trip of its own. That pays
-    where a process waits on round trips (the API's creates: +29 % POST /tasks) and costs
-    where it is short of CPU (the worker's drain: -15 %), measured in issue 4."""
+    where a process waits on round trips (the API's creates) and costs where it is short of
+    CPU (the worker's claims and finishes): the README's Performance section has the runs."""
 
     tasks: PostgresTasks
     outbox: PostgresOutbox

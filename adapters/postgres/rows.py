@@ -1,0 +1,57 @@
+"""How a `tasks` row maps to a Task: one table of columns, names equal to the Task's fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from psycopg import sql
+
+from domain.task import Task, Transition
+
+#: Every column a Task is read from and written to, with its type in `json_to_recordset`.
+#: Adding a field to Task means one line here (and the migration that adds the column).
+TASK_COLUMNS: dict[str, str] = {
+    "id": "uuid", "title": "text", "description": "text", "payload": "jsonb",
+    "status": "text", "attempts": "int", "error": "text", "source": "text",
+    "created_at": "timestamptz", "updated_at": "timestamptz", "started_at": "timestamptz",
+    "finished_at": "timestamptz", "lease_owner": "text", "lease_expires_at": "timestamptz",
+}
+#: Set once at creation; a compare-and-set writes every other column.
+IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at")
+MUTABLE = tuple(c for c in TASK_COLUMNS if c not in IMMUTABLE)
+#: What a compare-and-set compares: the row must still be as the caller read it.
+COMPARED = ("status", "attempts", "lease_owner")
+
+_DIFFERENCE = set(TASK_COLUMNS) ^ set(Task.__struct_fields__)
+if _DIFFERENCE:
+    raise RuntimeError(f"TASK_COLUMNS and the Task fields differ: {sorted(_DIFFERENCE)}")
+
+
+def names(columns: Sequence[str], prefix: str = "") -> sql.Composable:
+    """`a, b, c` (or `p.a, p.b, p.c`) as identifiers."""
+    return sql.SQL(", ").join(
+        sql.Identifier(*(prefix, c) if prefix else (c,)) for c in columns)
+
+
+def definitions(columns: Mapping[str, str]) -> sql.Composable:
+    """`a uuid, b text, …`: the record shape of a `json_to_recordset` call."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.items())
+
+
+def to_task(row: Mapping[str, Any]) -> Task:
+    return msgspec.convert(row, Task, strict=False)
+
+
+def to_transition(row: Mapping[str, Any]) -> Transition:
+    return msgspec.convert(row, Transition, strict=False)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def as_json(rows: Sequence[object]) -> str:
+    """Rows for `json_to_recordset`: objects keyed by column name (structs by field name)."""
+    return _encoder.encode(rows).decode()
