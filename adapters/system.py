@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -53,7 +54,12 @@ class WakeSignal:
     """The dispatch signal inside one process: an event the relay loop waits on."""
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
+        self._event = asyncio.Event()
 
     def notify(self) -> None:
-        self.event.set()
+        self._event.set()
+
+    async def wait(self, at_most: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), at_most)
+        self._event.clear()

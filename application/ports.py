@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -109,6 +109,39 @@ class DispatchSignal(Protocol):
         """Something was committed to the outbox: wake the relay now."""
         ...
 
+    async def wait(self, at_most: float) -> None:
+        """Until notified (then cleared) or `at_most` seconds passed, whichever comes first."""
+        ...
+
+
+class Delivery(Protocol):
+    """One message taken from a queue. It is settled once: acknowledged, put back, or moved to
+    the queue's dead-letter queue with the reason; until then the broker keeps it."""
+
+    body: bytes
+    message_id: str | None
+    reply_to: str | None
+    correlation_id: str | None
+    headers: Mapping[str, object]
+
+    async def ack(self) -> None: ...
+
+    async def requeue(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None:
+        """Into the dead-letter queue with `reason` in a header, confirmed; then acknowledged."""
+        ...
+
+    async def reply(self, body: bytes, content_type: str,
+                    headers: Mapping[str, str] | None = None) -> None:
+        """To `reply_to` with the same `correlation_id`; nothing without `reply_to`."""
+        ...
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+
 
 class Processor(Protocol):
     async def process(self, task: Task) -> str | None:
@@ -129,4 +162,17 @@ class HealthProbe(Protocol):
 
     async def check(self) -> None:
         """Raise ServiceUnavailable when the dependency cannot be reached."""
+        ...
+
+
+class MessageBroker(DispatchPublisher, HealthProbe, Protocol):
+    """The broker of one process: it publishes dispatches and feeds consumers."""
+
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
+        """Hand `queue`'s messages to `handler` (each in its own asyncio task), at most
+        `prefetch` unsettled at a time, from now until `stop_consuming`; across reconnects."""
+        ...
+
+    async def stop_consuming(self) -> None:
+        """Take no new messages; those handed out may still be settled."""
         ...

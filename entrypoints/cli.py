@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import functools
 import signal
 import sys
 
@@ -13,23 +13,6 @@ import structlog
 from entrypoints.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger(__name__)
-
-
-def _serve(factory: str, settings: Settings, workers: int) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
-        timeout_worker_healthcheck=60,  # importing the app takes seconds on a loaded box
-    )
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -42,17 +25,27 @@ def cmd_migrate(settings: Settings) -> int:
 
 def cmd_worker(settings: Settings) -> int:
     from entrypoints.container import build_container
-    from entrypoints.runtime import run_worker
+    from entrypoints.lifecycle import Roles, running
 
     async def main() -> None:
-        stop = asyncio.Event()
+        container = build_container(settings)
+        stopping = container.stopping()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(build_container(settings), stop)
+            loop.add_signal_handler(sig, stopping.set)
+        async with running(container, Roles(worker=True)):
+            await stopping.wait()
 
     asyncio.run(main())
     return 0
+
+
+def cmd_serve(settings: Settings, *, intake: bool, worker: bool, in_memory: bool = False) -> int:
+    from entrypoints.http.serve import build_app, serve
+    from entrypoints.lifecycle import Roles
+
+    app = functools.partial(build_app, settings, Roles(intake=intake, worker=worker), in_memory)
+    return 0 if serve(settings, app, 1 if in_memory else settings.http_workers) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--no-intake", action="store_true",
                      help="do not consume tasks.create in this process")
     sub.add_parser("worker", help="process dispatched tasks")
-    sub.add_parser("dev", help="API + worker in one process on in-memory adapters")
+    sub.add_parser("dev", help="API + worker in one process on in-memory adapters "
+                   "(no PostgreSQL, no RabbitMQ, no AMQP intake)")
     args = parser.parse_args(argv)
 
     try:
@@ -80,12 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return cmd_worker(settings)
     if args.command == "api":
-        if args.no_intake:
-            os.environ["TASKS_INTAKE_ENABLED"] = "false"
-        _serve("entrypoints.http.serve:api_from_env", settings, settings.http_workers)
-        return 0
-    _serve("entrypoints.http.serve:dev_from_env", settings, 1)
-    return 0
+        return cmd_serve(settings, intake=settings.intake_enabled and not args.no_intake,
+                         worker=False)
+    return cmd_serve(settings, intake=False, worker=True, in_memory=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -13,11 +14,10 @@ from typing import Any
 from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.memory import InMemoryDispatchQueue, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.connection import RabbitProbe, make_broker
-from adapters.rabbitmq.lane import Lane
+from adapters.rabbitmq.broker import RabbitMQ
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.health import CheckReadiness
@@ -25,6 +25,7 @@ from application.leases import RecoverExpiredLeases, RenewLeases
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.transactions import Transactions
 from entrypoints.settings import Settings
 
 
@@ -37,6 +38,15 @@ async def pool_lifecycle(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
         await pool.close()
 
 
+async def broker_lifecycle(broker: RabbitMQ) -> AsyncIterator[None]:
+    """Connects in the background (RabbitMQ may come up later); closes on shutdown."""
+    await broker.start()
+    try:
+        yield None
+    finally:
+        await broker.close()
+
+
 def worker_name() -> str:
     """Host, process id and a random suffix: unique across restarts, findable in `ps`."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -45,6 +55,8 @@ def worker_name() -> str:
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
+    #: set when the process is told to stop: open event streams end at once
+    stopping = providers.Singleton(asyncio.Event)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Source)
     signal = providers.Singleton(WakeSignal)
@@ -63,25 +75,26 @@ class Container(containers.DeclarativeContainer):
         make_pool, settings.provided.database_url, max_size=settings.provided.db_pool_size
     )
     pool_open = providers.Resource(pool_lifecycle, pool)
-    broker = providers.Singleton(make_broker, settings.provided.rabbitmq_url)
-    lane = providers.Singleton(Lane, settings.provided.rabbitmq_url)
+    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url)
+    broker_open = providers.Resource(broker_lifecycle, broker)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
     #: creates wait on round trips, not on CPU: their transactions go pipelined
     uow_pipelined = providers.Factory(PostgresUnitOfWork, pool, pipeline=True)
-    publisher = lane
-    probes = providers.List(
-        providers.Singleton(PostgresProbe, pool), providers.Singleton(RabbitProbe, broker, lane)
-    )
+    probes = providers.List(providers.Singleton(PostgresProbe, pool), broker)
 
-    create_task = providers.Singleton(CreateTask, uow_pipelined.provider, clock, ids, signal)
+    #: creates fail fast in an outage (the client gets a 503); the worker waits it out
+    create_transactions = providers.Singleton(Transactions, uow_pipelined.provider)
+    worker_transactions = providers.Singleton(
+        Transactions, uow.provider, wait_out_outages=True)
+    create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal)
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
     readiness = providers.Singleton(CheckReadiness, probes)
-    relay = providers.Singleton(RelayDispatches, uow.provider, publisher)
+    relay = providers.Singleton(RelayDispatches, uow.provider, broker)
     process_task = providers.Singleton(
-        ProcessTask, uow.provider, processor, clock, worker_id, lease
+        ProcessTask, worker_transactions, processor, clock, worker_id, lease
     )
     renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease)
     recover = providers.Singleton(
@@ -94,16 +107,17 @@ def build_container(settings: Settings) -> Container:
     return container
 
 
-def use_memory(container: Container) -> InMemoryDispatchQueue:
+def use_memory(container: Container) -> InMemoryBroker:
     """Swap PostgreSQL and RabbitMQ for in-memory adapters (`tasks dev`, handler tests)."""
     store = InMemoryStore()
-    queue = InMemoryDispatchQueue()
+    broker = InMemoryBroker()
     container.uow.override(providers.Factory(InMemoryUnitOfWork, store))
     container.uow_pipelined.override(providers.Factory(InMemoryUnitOfWork, store))
-    container.publisher.override(providers.Object(queue))
-    container.probes.override(providers.Object([queue]))
+    container.broker.override(providers.Object(broker))
+    container.broker_open.override(providers.Object(None))
     container.pool_open.override(providers.Object(None))
-    return queue
+    container.probes.override(providers.Object([store, broker]))
+    return broker
 
 
 async def init_resources(container: Container) -> None:

@@ -3,38 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 
 import structlog
 
-from adapters.system import WakeSignal
+from application.backoff import Backoff
+from application.ports import DispatchSignal
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
 
 async def relay_loop(
-    relay: Callable[[], Awaitable[int]], signal: WakeSignal, sweep_seconds: float
+    relay: Callable[[], Awaitable[int]], signal: DispatchSignal, sweep_seconds: float
 ) -> None:
     """Publish right after a commit wakes us, and every `sweep_seconds` as a backstop."""
-    backoff = 0.5
+    backoff = Backoff()
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.event.wait(), sweep_seconds)
-        signal.event.clear()
+        await signal.wait(sweep_seconds)
         try:
             while (sent := await relay()) > 0:
                 log.debug("dispatches_relayed", count=sent)
-            backoff = 0.5
+            backoff.reset()
         except ServiceUnavailable as exc:
-            log.warning("relay_paused", error=str(exc), retry_in=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            delay = backoff.next_delay()
+            log.warning("relay_paused", error=str(exc), retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
             signal.notify()  # try again straight after the pause
         except Exception:
             log.exception("relay_failed")
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(backoff.next_delay())
 
 
 async def every(

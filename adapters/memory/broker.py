@@ -1,26 +1,112 @@
-"""In-memory dispatch: an asyncio queue standing in for RabbitMQ in unit tests and `tasks dev`."""
+"""In-memory broker: asyncio queues standing in for RabbitMQ in unit tests and `tasks dev`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import msgspec
+import structlog
+
+from adapters.queues import DEAD_LETTERS, DISPATCH, REASON_HEADER
 from application.model import Dispatch
+from application.ports import DeliveryHandler
+
+_encode = msgspec.json.Encoder().encode
+log = structlog.get_logger(__name__)
 
 
-class InMemoryDispatchQueue:
-    """The publisher port over one asyncio queue; `published` keeps every message sent."""
+class InMemoryDelivery:
+    """Settled once; until then it holds one of its consumer's prefetch slots."""
+
+    def __init__(self, broker: InMemoryBroker, queue: str, body: bytes, *,
+                 message_id: str | None = None, reply_to: str | None = None,
+                 correlation_id: str | None = None,
+                 headers: Mapping[str, object] | None = None) -> None:
+        self.broker, self.queue, self.body = broker, queue, body
+        self.message_id, self.reply_to, self.correlation_id = message_id, reply_to, correlation_id
+        self.headers: Mapping[str, object] = dict(headers or {})
+        self.settled = asyncio.Event()
+
+    async def ack(self) -> None:
+        self.settled.set()
+
+    async def requeue(self) -> None:
+        self.settled.set()
+        self.broker.put(self.queue, self.body, message_id=self.message_id,
+                        reply_to=self.reply_to, correlation_id=self.correlation_id,
+                        headers=self.headers)
+
+    async def dead_letter(self, reason: str) -> None:
+        self.settled.set()
+        self.broker.put(DEAD_LETTERS[self.queue], self.body, message_id=self.message_id,
+                        correlation_id=self.correlation_id,
+                        headers={**self.headers, REASON_HEADER: reason})
+
+    async def reply(self, body: bytes, content_type: str,
+                    headers: Mapping[str, str] | None = None) -> None:
+        if self.reply_to:
+            self.broker.put(self.reply_to, body, correlation_id=self.correlation_id,
+                            headers=headers)
+
+
+class InMemoryBroker:
+    """The MessageBroker port over asyncio queues; `published` keeps every dispatch sent."""
 
     name = "broker"
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Dispatch] = asyncio.Queue()
+        self.queues: dict[str, asyncio.Queue[InMemoryDelivery]] = {}
         self.published: list[Dispatch] = []
+        self._consumers: set[asyncio.Task[None]] = set()
+
+    def queue(self, name: str) -> asyncio.Queue[InMemoryDelivery]:
+        return self.queues.setdefault(name, asyncio.Queue())
+
+    def put(self, queue: str, body: bytes, **properties: Any) -> None:
+        self.queue(queue).put_nowait(InMemoryDelivery(self, queue, body, **properties))
 
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
         for dispatch in dispatches:
             self.published.append(dispatch)
-            self.queue.put_nowait(dispatch)
+            self.put(DISPATCH, _encode(dispatch),
+                     message_id=f"{dispatch.task_id}:{dispatch.attempt}")
+
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
+        task = asyncio.create_task(self._feed(queue, prefetch, handler), name=f"consume {queue}")
+        self._consumers.add(task)
+
+    async def _feed(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
+        slots = asyncio.Semaphore(prefetch)
+        handling: set[asyncio.Task[None]] = set()
+
+        async def handle(delivery: InMemoryDelivery) -> None:
+            try:
+                try:
+                    await handler(delivery)
+                except Exception:  # as RabbitMQ would: the message goes back to its queue
+                    log.exception("consumer_failed", queue=queue)
+                    if not delivery.settled.is_set():
+                        await delivery.requeue()
+                await delivery.settled.wait()
+            finally:
+                slots.release()
+
+        while True:
+            await slots.acquire()
+            delivery = await self.queue(queue).get()
+            task = asyncio.create_task(handle(delivery))
+            handling.add(task)
+            task.add_done_callback(handling.discard)
+
+    async def stop_consuming(self) -> None:
+        for task in self._consumers:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._consumers, return_exceptions=True)
+        self._consumers.clear()
 
     async def check(self) -> None:
         return None

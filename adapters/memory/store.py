@@ -19,6 +19,8 @@ from domain.task import Task, TaskStatus, Transition
 class InMemoryStore:
     """What a database would hold. One unit of work at a time, like a serializable database."""
 
+    name = "database"  # as a health probe: always reachable
+
     def __init__(self) -> None:
         self.tasks: dict[uuid.UUID, Task] = {}
         self.keys: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
@@ -30,6 +32,9 @@ class InMemoryStore:
     def unit_of_work(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
 
+    async def check(self) -> None:
+        return None
+
 
 class InMemoryTasks:
     def __init__(self, store: InMemoryStore, undo: list[Callable[[], object]]) -> None:
@@ -37,6 +42,14 @@ class InMemoryTasks:
         self._undo = undo
 
     async def add(self, task: Task, request: NewTaskRequest) -> Stored:
+        return (await self.add_many([task], [request]))[0]
+
+    async def add_many(
+        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
+    ) -> list[Stored]:
+        return [self._add(t, r) for t, r in zip(tasks, requests, strict=True)]
+
+    def _add(self, task: Task, request: NewTaskRequest) -> Stored:
         fingerprint = request.fingerprint() if request.idempotency_key else None
         if request.idempotency_key is not None:
             key = (request.source.value, request.idempotency_key)
@@ -48,11 +61,6 @@ class InMemoryTasks:
         self._s.tasks[task.id] = task
         self._undo.append(lambda: self._s.tasks.pop(task.id))
         return Stored(task, fingerprint, inserted=True)
-
-    async def add_many(
-        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
-    ) -> list[Stored]:
-        return [await self.add(t, r) for t, r in zip(tasks, requests, strict=True)]
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
         found = await self.get_many([task_id])

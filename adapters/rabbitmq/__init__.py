@@ -1,1 +1,1 @@
-"""RabbitMQ adapters (FastStream): topology, connection, dispatch publisher, probe."""
+"""RabbitMQ: the one adapter (broker.py), its topology and its deliveries."""

@@ -6,16 +6,10 @@ from typing import Any, cast
 
 from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
 
-CREATE = "tasks.create"
-CREATE_DLQ = "tasks.create.dlq"
-DISPATCH = "tasks.dispatch"
-DISPATCH_DLQ = "tasks.dispatch.dlq"
+from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 
 #: How often a dispatch may be delivered before RabbitMQ dead-letters it as poison.
 DISPATCH_DELIVERY_LIMIT = 20
-
-#: Header naming why a message was dead-lettered by the service.
-REASON_HEADER = "x-tasks-reject-reason"
 
 
 def _to(dlq: str) -> dict[str, str]:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from faststream.rabbit import RabbitBroker
 
-from adapters.rabbitmq.connection import Consumer, make_broker, start_with_retry
-from adapters.rabbitmq.lane import Lane
+from adapters.rabbitmq.broker import RabbitMQ
+from application.ports import DeliveryHandler
+from domain.errors import ServiceUnavailable
 from tests.support.services import Services
 
 from .waiting import eventually
@@ -31,25 +30,28 @@ def list_queues(services: Services, url: str, *columns: str) -> dict[str, dict[s
     return {row["name"]: row for row in json.loads(done.stdout)}
 
 
-class Connected(NamedTuple):
-    broker: RabbitBroker
-    lane: Lane
-
-
 @asynccontextmanager
 async def running(
-    url: str, broker: RabbitBroker | None = None, consumers: Sequence[Consumer] = ()
-) -> AsyncIterator[Connected]:
-    """Connect the way the processes do (FastStream's broker, the topology, the lane, then the
-    lane's `consumers`); always close both."""
-    broker = broker or make_broker(url, graceful_timeout=5)
-    lane = Lane(url, timeout=5)
+    url: str, consumers: Sequence[tuple[str, int, DeliveryHandler]] = ()
+) -> AsyncIterator[RabbitMQ]:
+    """The broker adapter as the processes run it, with `consumers`; always closed."""
+    broker = RabbitMQ(url, timeout=5)
+    for queue, prefetch, handler in consumers:
+        await broker.consume(queue, prefetch, handler)
+    await broker.start()
     try:
-        assert await asyncio.wait_for(start_with_retry(broker, lane, consumers=consumers), 20)
-        yield Connected(broker, lane)
+        async def connected() -> bool:
+            try:
+                await broker.check()
+            except ServiceUnavailable:
+                return False
+            return True
+
+        await eventually(connected, "the broker adapter to connect", timeout=20)
+        yield broker
     finally:
-        await lane.close()
-        await broker.stop()
+        await broker.stop_consuming()
+        await broker.close()
 
 
 async def next_message(queue: AbstractQueue, timeout: float = 10) -> AbstractIncomingMessage:

@@ -10,6 +10,7 @@ import pytest
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import Created, CreateTask
 from application.model import NewTaskRequest
+from application.transactions import Transactions
 from domain.errors import IdempotencyConflict, InvalidInput
 
 from .builders import count_rows
@@ -18,7 +19,7 @@ from .conftest import UowFactory
 
 @pytest.fixture
 def create(uow: UowFactory) -> CreateTask:
-    return CreateTask(uow, SystemClock(), Uuid7Source(), WakeSignal())  # type: ignore[arg-type]
+    return CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
 
 
 async def at_once(create: CreateTask, *requests: NewTaskRequest) -> list[Created | BaseException]:

@@ -1,4 +1,4 @@
-"""RabbitMQ topology, the lane's publisher and its consumers' prefetch, on a real broker."""
+"""The RabbitMQ adapter on a real broker: topology, confirmed publishes, consumers' prefetch."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
-from adapters.rabbitmq.lane import Lane
-from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
+from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
+from adapters.rabbitmq.broker import RabbitMQ
 from application.model import Dispatch
+from application.ports import Delivery
 from domain.errors import ServiceUnavailable
 from tests.support.services import Services
 
@@ -63,8 +64,8 @@ async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue
     amqp_url: str, channel: AbstractChannel
 ) -> None:
     sent = [Dispatch(uuid.uuid4(), 1), Dispatch(uuid.uuid4(), 3)]
-    async with running(amqp_url) as (_, lane):
-        await lane.publish(sent)
+    async with running(amqp_url) as broker:
+        await broker.publish(sent)
     queue = await existing(channel, DISPATCH)
 
     received = [await next_message(queue) for _ in sent]
@@ -80,7 +81,7 @@ async def test_dispatches_are_published_as_persistent_json_on_the_dispatch_queue
 
 
 async def test_publishing_before_the_broker_connected_raises_service_unavailable() -> None:
-    never_opened = Lane("amqp://guest:guest@127.0.0.1:5672/never-used", timeout=2)
+    never_opened = RabbitMQ("amqp://guest:guest@127.0.0.1:5672/never-used", timeout=2)
 
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
         await never_opened.publish([Dispatch(uuid.uuid4(), 1)])
@@ -89,21 +90,21 @@ async def test_publishing_before_the_broker_connected_raises_service_unavailable
 async def test_publishing_after_the_broker_stopped_raises_service_unavailable(
     amqp_url: str, channel: AbstractChannel
 ) -> None:
-    async with running(amqp_url) as (_, lane):
+    async with running(amqp_url) as broker:
         pass
 
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
-        await lane.publish([Dispatch(uuid.uuid4(), 1)])
+        await broker.publish([Dispatch(uuid.uuid4(), 1)])
     assert await (await existing(channel, DISPATCH)).get(fail=False) is None
 
 
-async def test_a_lane_consumer_holds_at_most_its_prefetch_unacknowledged(
+async def test_a_consumer_holds_at_most_its_prefetch_unsettled(
     amqp_url: str, channel: AbstractChannel
 ) -> None:
-    held: list[AbstractIncomingMessage] = []
+    held: list[Delivery] = []
 
-    async def hold(message: AbstractIncomingMessage) -> None:
-        held.append(message)  # never acknowledged while the test looks
+    async def hold(delivery: Delivery) -> None:
+        held.append(delivery)  # never settled while the test looks
 
     async with running(amqp_url, consumers=[(DISPATCH, 7, hold)]):
         for n in range(20):

@@ -10,26 +10,24 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from faststream.rabbit import RabbitBroker
 
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.connection import make_broker
-from adapters.rabbitmq.topology import CREATE, CREATE_DLQ, REASON_HEADER
+from adapters.queues import CREATE, CREATE_DLQ, REASON_HEADER
+from adapters.rabbitmq.broker import RabbitMQ
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
+from application.transactions import Transactions
 from entrypoints.intake import intake_handler
 
 from .amqp import existing, header, next_message, running, send
 
 
 @pytest.fixture
-async def intake(amqp_url: str, pool: Any) -> AsyncIterator[RabbitBroker]:
+async def intake(amqp_url: str, pool: Any) -> AsyncIterator[RabbitMQ]:
     """The intake consumer as `tasks api` runs it, on the test database and vhost."""
-    broker = make_broker(amqp_url, graceful_timeout=5)
-    create = CreateTask(lambda: PostgresUnitOfWork(pool), SystemClock(), Uuid7Source(),
-                        WakeSignal())
-    consumer = (CREATE, 10, intake_handler(broker, create))
-    async with running(amqp_url, broker, [consumer]):
+    create = CreateTask(Transactions(lambda: PostgresUnitOfWork(pool)), SystemClock(),
+                        Uuid7Source(), WakeSignal())
+    async with running(amqp_url, [(CREATE, 10, intake_handler(create))]) as broker:
         yield broker
 
 
@@ -54,7 +52,7 @@ def stored(db: psycopg.Connection) -> list[tuple[Any, ...]]:
 
 
 async def test_a_valid_message_creates_one_task_and_replies_with_it(
-    intake: RabbitBroker, channel: AbstractChannel, replies: AbstractQueue,
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection,
 ) -> None:
     answer = await ask(channel, replies, {"title": "from amqp", "payload": {"n": [1, "ü"]}},
@@ -70,7 +68,7 @@ async def test_a_valid_message_creates_one_task_and_replies_with_it(
 
 
 async def test_the_same_message_id_twice_creates_one_task(
-    intake: RabbitBroker, channel: AbstractChannel, replies: AbstractQueue,
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection,
 ) -> None:
     body = {"title": "only once"}
@@ -95,7 +93,7 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "content_type", "reason"), BAD)
 async def test_a_message_that_cannot_be_a_task_is_dead_lettered_with_the_reason(
-    intake: RabbitBroker, channel: AbstractChannel, replies: AbstractQueue,
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection, body: Any, content_type: str | None, reason: str,
 ) -> None:
     answer = await ask(channel, replies, body, message_id="bad-1", content_type=content_type)
@@ -113,7 +111,7 @@ async def test_a_message_that_cannot_be_a_task_is_dead_lettered_with_the_reason(
 
 
 async def test_the_same_message_id_with_another_body_is_dead_lettered_as_a_key_conflict(
-    intake: RabbitBroker, channel: AbstractChannel, replies: AbstractQueue,
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection,
 ) -> None:
     await ask(channel, replies, {"title": "first"}, message_id="msg-k")
@@ -128,7 +126,7 @@ async def test_the_same_message_id_with_another_body_is_dead_lettered_as_a_key_c
 
 
 async def test_a_bad_message_without_reply_to_is_still_dead_lettered(
-    intake: RabbitBroker, channel: AbstractChannel, replies: AbstractQueue,
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection,
 ) -> None:
     await send(channel, CREATE, {"nope": 1}, message_id="quiet")

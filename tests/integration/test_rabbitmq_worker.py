@@ -16,14 +16,16 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.lane import Lane
-from adapters.rabbitmq.topology import DISPATCH, DISPATCH_DLQ
+from adapters.queues import DISPATCH, DISPATCH_DLQ
+from adapters.rabbitmq.broker import RabbitMQ
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
+from application.transactions import Transactions
 from domain.task import Task, TaskStatus
-from entrypoints.worker import WorkerRuntime, dispatch_handler
+from entrypoints.inflight import Inflight
+from entrypoints.worker import dispatch_handler
 from tests.support.services import Services
 
 from .amqp import existing, list_queues, next_message, running, send
@@ -47,22 +49,22 @@ class RecordedProcessTask(ProcessTask):
 @asynccontextmanager
 async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: int = 20,
                  draining: bool = False,
-                 ) -> AsyncIterator[tuple[Lane, list[Outcome]]]:
+                 ) -> AsyncIterator[tuple[RabbitMQ, list[Outcome]]]:
     """`tasks worker` without the process: instant emulated work, seeded chance of failure."""
     process = RecordedProcessTask(
-        lambda: PostgresUnitOfWork(pool),
+        Transactions(lambda: PostgresUnitOfWork(pool), wait_out_outages=True),
         EmulatedProcessor(0, 0, failure_rate, random.Random(1234)),
         SystemClock(), "worker-under-test", timedelta(seconds=30),
     )
-    runtime = WorkerRuntime(process, grace_seconds=5)
-    runtime.draining = draining
-    consumer = (DISPATCH, prefetch, dispatch_handler(runtime))
-    async with running(amqp_url, consumers=[consumer]) as amqp:
-        yield amqp.lane, process.outcomes
+    inflight = Inflight("worker", grace=5)
+    inflight.draining = draining
+    consumer = (DISPATCH, prefetch, inflight.track(dispatch_handler(process)))
+    async with running(amqp_url, consumers=[consumer]) as broker:
+        yield broker, process.outcomes
 
 
 async def created(uow: UowFactory) -> Task:
-    create = CreateTask(uow, SystemClock(), Uuid7Source(), WakeSignal())
+    create = CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
     return (await create(NewTaskRequest(title="work me"))).task
 
 

@@ -55,8 +55,8 @@ async def test_status_may_repeat_to_mean_any_of(served: tuple[Client, Container]
     client, container = served
     done, failed, waiting = await post(client, 3)
     for task_id, result in ((done, None), (failed, "no")):
-        process = ProcessTask(container.uow, FixedProcessor(result), container.clock(), "w1",
-                              timedelta(seconds=30))
+        process = ProcessTask(container.worker_transactions(), FixedProcessor(result),
+                              container.clock(), "w1", timedelta(seconds=30))
         await process(uuid.UUID(task_id))
 
     async def listed(query: str) -> set[str]:

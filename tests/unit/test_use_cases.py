@@ -10,6 +10,7 @@ import pytest
 
 from application.create import CreateTask
 from application.model import Cursor, Dispatch, ListQuery, NewTaskRequest
+from application.transactions import Transactions
 from domain.errors import IdempotencyConflict, InvalidInput, ServiceUnavailable, TaskNotFound
 from domain.task import TaskSource, TaskStatus
 from tests.unit.fakes import T0, ExplodingUnitOfWork, FixedProcessor
@@ -70,8 +71,8 @@ async def test_a_failing_write_rolls_back_the_task_its_key_history_and_dispatch(
 ) -> None:
     await world.new_task("already there")
     before, notified = world.snapshot(), world.signal.count
-    broken = CreateTask(lambda: ExplodingUnitOfWork(world.store, fail_at), world.clock,
-                        world.ids, world.signal)
+    broken = CreateTask(Transactions(lambda: ExplodingUnitOfWork(world.store, fail_at)),
+                        world.clock, world.ids, world.signal)
     with pytest.raises(ServiceUnavailable, match=fail_at):
         await broken(NewTaskRequest(title="lost", idempotency_key="k"))
     assert world.snapshot() == before

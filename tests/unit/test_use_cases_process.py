@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from application.process import Outcome, ProcessTask
+from application.transactions import Transactions
 from domain.task import TaskStatus
 from tests.unit.fakes import (
     T0,
@@ -166,7 +167,8 @@ async def test_a_processor_that_raises_ends_the_task_in_error(world: World) -> N
 async def test_a_claim_waits_out_a_database_outage(world: World) -> None:
     task = await world.new_task()
     flaky = FlakyUnitOfWorkFactory(world.store, outages=1)
-    process = ProcessTask(flaky, FixedProcessor(None), world.clock, "w1", LEASE)
+    process = ProcessTask(Transactions(flaky, wait_out_outages=True), FixedProcessor(None),
+                          world.clock, "w1", LEASE)
     assert await process(task.id) is Outcome.FINISHED
     assert flaky.outages == 0
     assert world.task(task.id).status is S.COMPLETED

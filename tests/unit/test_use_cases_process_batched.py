@@ -11,6 +11,7 @@ import pytest
 from adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from application.ports import Processor
 from application.process import Outcome, ProcessTask
+from application.transactions import Transactions
 from domain.errors import InvalidInput
 from domain.task import Task, TaskStatus
 from tests.unit.fakes import ExplodingUnitOfWork, FixedProcessor
@@ -60,7 +61,8 @@ class GatedProcessor:
 
 def spied(world: World, processor: Processor, calls: list[list[uuid.UUID]],
           refuse: Callable[[Pairs], bool] = lambda pairs: False) -> ProcessTask:
-    return ProcessTask(lambda: SpyingUnitOfWork(world.store, calls, refuse),
+    return ProcessTask(Transactions(lambda: SpyingUnitOfWork(world.store, calls, refuse),
+                                    wait_out_outages=True),
                        processor, world.clock, "w1", LEASE)
 
 
@@ -122,7 +124,8 @@ async def test_a_batch_whose_commit_fails_with_an_outage_is_retried_whole_and_su
         opened.append(uow)
         return uow
 
-    process = ProcessTask(factory, FixedProcessor(None), world.clock, "w1", LEASE)
+    process = ProcessTask(Transactions(factory, wait_out_outages=True), FixedProcessor(None),
+                          world.clock, "w1", LEASE)
     outcomes = await asyncio.gather(*(process(t.id) for t in tasks))
 
     assert outcomes == [Outcome.FINISHED] * len(tasks)
@@ -190,7 +193,8 @@ async def test_a_call_cancelled_while_its_claim_is_in_flight_hands_the_task_back
             self.tasks.get_many = get_many  # type: ignore[method-assign]
 
     processor = FixedProcessor(None)
-    process = ProcessTask(lambda: GatedUnitOfWork(world.store), processor, world.clock, "w1",
+    process = ProcessTask(Transactions(lambda: GatedUnitOfWork(world.store), wait_out_outages=True),
+                          processor, world.clock, "w1",
                           LEASE)
     call = asyncio.create_task(process(task.id))
     await entered.wait()

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from adapters.queues import DISPATCH
 from application.health import CheckReadiness
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
@@ -92,7 +93,7 @@ async def test_the_relay_moves_outbox_entries_to_the_publisher(world: World) -> 
     first, second = await world.new_task("a"), await world.new_task("b")
     assert await world.relay()() == 2
     assert world.queue.published == [Dispatch(first.id, 1), Dispatch(second.id, 1)]
-    assert world.queue.queue.qsize() == 2
+    assert world.queue.queue(DISPATCH).qsize() == 2
     assert world.store.outbox == []
     assert await world.relay()() == 0
     assert len(world.queue.published) == 2

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from adapters.memory import InMemoryDispatchQueue, InMemoryStore
+from adapters.memory import InMemoryBroker, InMemoryStore
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.model import NewTaskRequest
@@ -15,6 +15,7 @@ from application.ports import DispatchPublisher, Processor
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.transactions import Transactions
 from domain.task import Task
 from tests.unit.fakes import CountingSignal, FixedProcessor, SequentialIds, SettableClock
 
@@ -27,15 +28,14 @@ class World:
     clock: SettableClock = field(default_factory=SettableClock)
     ids: SequentialIds = field(default_factory=SequentialIds)
     signal: CountingSignal = field(default_factory=CountingSignal)
-    queue: InMemoryDispatchQueue = field(default_factory=InMemoryDispatchQueue)
+    queue: InMemoryBroker = field(default_factory=InMemoryBroker)
 
     def create(self) -> CreateTask:
-        return CreateTask(self.store.unit_of_work, self.clock, self.ids, self.signal)
+        return CreateTask(Transactions(self.store.unit_of_work), self.clock, self.ids, self.signal)
 
     def process(self, processor: Processor | None = None, worker: str = "w1") -> ProcessTask:
-        return ProcessTask(
-            self.store.unit_of_work, processor or FixedProcessor(), self.clock, worker, LEASE
-        )
+        return ProcessTask(Transactions(self.store.unit_of_work, wait_out_outages=True),
+                           processor or FixedProcessor(), self.clock, worker, LEASE)
 
     def recover(self, max_attempts: int = 3) -> RecoverExpiredLeases:
         return RecoverExpiredLeases(self.store.unit_of_work, self.clock, self.signal, max_attempts)

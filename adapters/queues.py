@@ -1,0 +1,14 @@
+"""The queue names every broker adapter uses (RabbitMQ's topology and the in-memory one)."""
+
+#: Intake: tasks created by message (a contract: clients publish here).
+CREATE = "tasks.create"
+CREATE_DLQ = "tasks.create.dlq"
+#: Dispatch: what workers consume (internal).
+DISPATCH = "tasks.dispatch"
+DISPATCH_DLQ = "tasks.dispatch.dlq"
+
+#: Each queue's dead-letter queue.
+DEAD_LETTERS = {CREATE: CREATE_DLQ, DISPATCH: DISPATCH_DLQ}
+
+#: Header naming why the service dead-lettered a message.
+REASON_HEADER = "x-tasks-reject-reason"

@@ -1,0 +1,159 @@
+"""The RabbitMQ adapter: one object per process, one connection, one reconnect strategy.
+
+Which library does what, and why:
+- FastStream's RabbitBroker opens the connection (an aio-pika robust connection), declares the
+  topology (topology.py) and is what the AsyncAPI document is generated from.
+- The hot paths — publishing dispatches, consuming `tasks.create` and `tasks.dispatch`,
+  settling, replying and dead-lettering — run on plain aio-pika channels of that same
+  connection: FastStream's per-message parsing, middlewares and argument resolution were the
+  largest single cost per message in profiles, and these paths need none of it.
+- Until the first connection succeeds, `start()` retries with the service's Backoff; after it,
+  the robust connection reconnects by itself and restores each channel, its prefetch and its
+  consumer, so the connect loop runs only once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import aio_pika
+import msgspec
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from faststream.rabbit import RabbitBroker
+
+from adapters.queues import DISPATCH
+from adapters.rabbitmq import topology
+from adapters.rabbitmq.delivery import RabbitDelivery
+from application.backoff import Backoff
+from application.model import Dispatch
+from application.ports import DeliveryHandler
+from domain.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+class RabbitMQ:
+    """The MessageBroker port on RabbitMQ. Publishes are persistent and wait for the broker's
+    confirm (`timeout` seconds at most); a message is handed to its handler in an asyncio task
+    of its own, and one the handler leaves unsettled after raising is put back."""
+
+    name = "broker"
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self._broker = RabbitBroker(url, reconnect_interval=1.0, logger=None, app_id="tasks")
+        self._timeout = timeout
+        self._consumers: list[tuple[str, int, DeliveryHandler]] = []
+        self._subscriptions: list[tuple[AbstractQueue, str]] = []
+        self._connection: AbstractRobustConnection | None = None
+        self._confirming: AbstractChannel | None = None
+        self._connecting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect in the background: the process starts while RabbitMQ is still down."""
+        self._connecting = asyncio.create_task(self._connect(), name="broker-connect")
+
+    async def _connect(self) -> None:
+        backoff, attempt = Backoff(first=0.5, cap=10.0), 1
+        while True:
+            try:
+                connection = await self._broker.connect()
+                await topology.declare(self._broker)
+                self._confirming = await connection.channel(publisher_confirms=True)
+                for consumer in self._consumers:  # one added meanwhile is taken too
+                    await self._subscribe(connection, *consumer)
+                self._connection = connection
+            except Exception as exc:  # noqa: BLE001 - every failure to connect is retried
+                delay = backoff.next_delay()
+                log.warning("broker_unavailable", attempt=attempt, retry_in=round(delay, 2),
+                            error=f"{type(exc).__name__}: {exc}")
+                await self._disconnect()
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            log.info("broker_connected", attempt=attempt)
+            return
+
+    async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        self._connection = self._confirming = None
+        self._subscriptions.clear()
+        with contextlib.suppress(Exception):  # closing what never opened: nothing to do
+            await self._broker.stop()
+
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
+        self._consumers.append((queue, prefetch, handler))
+        if self._connection is not None:
+            await self._subscribe(self._connection, queue, prefetch, handler)
+
+    async def _subscribe(self, connection: AbstractRobustConnection, queue: str, prefetch: int,
+                         handler: DeliveryHandler) -> None:
+        """On a channel of its own, so that its prefetch is its own. The queue must exist:
+        the topology is declared first, and only in topology.py."""
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        declared = await channel.declare_queue(queue, passive=True)
+        tag = await declared.consume(functools.partial(self._deliver, queue, handler))
+        self._subscriptions.append((declared, tag))
+
+    async def _deliver(self, queue: str, handler: DeliveryHandler,
+                       message: AbstractIncomingMessage) -> None:
+        delivery = RabbitDelivery(queue, message, self.send)
+        try:
+            await handler(delivery)
+        except Exception:
+            log.exception("consumer_failed", queue=queue)
+            if not delivery.settled:
+                with contextlib.suppress(Exception):
+                    await delivery.requeue()
+
+    async def stop_consuming(self) -> None:
+        self._consumers.clear()
+        for declared, tag in self._subscriptions:
+            with contextlib.suppress(Exception):  # a channel that died has no consumer left
+                await declared.cancel(tag)
+        self._subscriptions.clear()
+
+    async def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """All at once on the confirming channel, so that the confirms overlap."""
+        await asyncio.gather(*(
+            self.send(DISPATCH, _encode(d), message_id=f"{d.task_id}:{d.attempt}",
+                      content_type="application/json", persistent=True)
+            for d in dispatches
+        ))
+
+    async def send(self, queue: str, body: bytes, *, persistent: bool = False,
+                   **properties: Any) -> None:
+        """To `queue` through the default exchange; returns once RabbitMQ confirmed it."""
+        channel = self._confirming
+        if channel is None or channel.is_closed:
+            raise ServiceUnavailable("broker did not confirm: not connected")
+        message = aio_pika.Message(
+            body, app_id="tasks", **properties,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else None)
+        try:
+            await channel.default_exchange.publish(message, queue, timeout=self._timeout)
+        except Exception as exc:
+            raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc
+
+    async def check(self) -> None:
+        """Health probe: connected (the robust connection reconnects on its own)."""
+        connection = self._connection
+        if connection is None or not connection.connected.is_set():
+            raise ServiceUnavailable("broker unreachable")

@@ -1,0 +1,61 @@
+"""A message taken from RabbitMQ, as the rest of the service sees it (application's Delivery)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from adapters.queues import DEAD_LETTERS, REASON_HEADER
+
+log = structlog.get_logger(__name__)
+
+#: Publishes `body` to a queue, persistent and confirmed: (queue, body, properties) -> None.
+Send = Callable[..., Awaitable[None]]
+
+
+class RabbitDelivery:
+    """Wraps aio-pika's message so that no library type leaves the adapter."""
+
+    def __init__(self, queue: str, message: AbstractIncomingMessage, send: Send) -> None:
+        self._queue = queue
+        self._message = message
+        self._send = send
+        self.body: bytes = message.body
+        self.message_id: str | None = message.message_id
+        self.reply_to: str | None = message.reply_to
+        self.correlation_id: str | None = message.correlation_id
+        self.headers: Mapping[str, object] = dict(message.headers or {})
+        self.settled = False
+
+    async def ack(self) -> None:
+        self.settled = True
+        await self._message.ack()
+
+    async def requeue(self) -> None:
+        self.settled = True
+        await self._message.nack(requeue=True)
+
+    async def dead_letter(self, reason: str) -> None:
+        """A copy with the reason goes to the dead-letter queue first; only once RabbitMQ has
+        confirmed it is the original acknowledged (a crash in between leaves both: the copy
+        and the redelivered original, never neither)."""
+        properties: dict[str, Any] = {
+            "headers": {**self.headers, REASON_HEADER: reason},
+            "message_id": self.message_id, "correlation_id": self.correlation_id,
+            "content_type": self._message.content_type, "persistent": True,
+        }
+        await self._send(DEAD_LETTERS[self._queue], self.body, **properties)
+        await self.ack()
+
+    async def reply(self, body: bytes, content_type: str,
+                    headers: Mapping[str, str] | None = None) -> None:
+        if not self.reply_to:
+            return
+        try:
+            await self._send(self.reply_to, body, correlation_id=self.correlation_id,
+                             content_type=content_type, headers=dict(headers or {}))
+        except Exception as exc:  # noqa: BLE001 - a lost reply must not lose the task
+            log.warning("reply_failed", reply_to=self.reply_to, error=str(exc))

@@ -1,0 +1,70 @@
+"""One start-up and shut-down sequence, shared by `tasks api`, `tasks worker` and `tasks dev`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from adapters.queues import CREATE, DISPATCH
+from entrypoints.container import Container, init_resources, shutdown_resources
+from entrypoints.inflight import Inflight
+from entrypoints.intake import intake_handler
+from entrypoints.loops import Background, every, relay_loop
+from entrypoints.worker import dispatch_handler
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What a process does besides serving HTTP (the API's server runs around `running`)."""
+
+    intake: bool = False  # consume `tasks.create`
+    worker: bool = False  # consume dispatches, renew this process's leases, recover others'
+
+
+@contextlib.asynccontextmanager
+async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
+    """Open the resources (the pool and the broker connect in the background, so a process
+    starts while PostgreSQL or RabbitMQ is still down), start the loops and the consumers.
+
+    On exit, in this order: take no new messages, finish or hand back what is in flight within
+    the grace period, stop the loops, close the broker and the pool.
+    """
+    settings = container.settings()
+    grace = settings.shutdown_grace_seconds
+    async with contextlib.AsyncExitStack() as stack:
+        await init_resources(container)
+        stack.push_async_callback(shutdown_resources, container)
+        broker = container.broker()
+        loops = Background()
+        stack.push_async_callback(loops.stop)
+        # every process that writes the outbox also drains it
+        loops.start(relay_loop(container.relay(), container.signal(),
+                               settings.relay_interval_seconds), "relay")
+        consumers: list[tuple[str, int, Inflight]] = []
+        if roles.worker:
+            loops.start(every("lease_renewal", settings.lease_renew_seconds,
+                              container.renew_leases()), "renew")
+            loops.start(every("recovery", settings.recovery_interval_seconds,
+                              container.recover(), first_delay=1.0), "recovery")
+            work = Inflight("worker", grace)
+            await broker.consume(DISPATCH, settings.worker_concurrency,
+                                 work.track(dispatch_handler(container.process_task())))
+            consumers.append((DISPATCH, settings.worker_concurrency, work))
+        if roles.intake:
+            intake = Inflight("intake", grace)
+            await broker.consume(CREATE, settings.intake_prefetch,
+                                 intake.track(intake_handler(container.create_task())))
+            consumers.append((CREATE, settings.intake_prefetch, intake))
+        for _, _, inflight in consumers:
+            stack.push_async_callback(inflight.drain)
+        stack.push_async_callback(broker.stop_consuming)
+        log.info("process_started", worker=container.worker_id() if roles.worker else None,
+                 consumers={queue: prefetch for queue, prefetch, _ in consumers})
+        yield
+        log.info("process_stopping")
+    log.info("process_stopped")
