@@ -8,7 +8,8 @@ from typing import Annotated
 from litestar import HttpMethod, Response, get, post, route
 from litestar.datastructures import ResponseHeader
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Body, Parameter
+from litestar.di import NamedDependency
+from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 
 from application.create import CreateTask
 from application.health import CheckReadiness
@@ -43,10 +44,10 @@ NewTask = Annotated[TaskIn, Body(schema_extra={"additionalProperties": False})]
 )
 async def create_task(
     data: NewTask,
-    create: CreateTask,
+    create: NamedDependency[CreateTask],
     idempotency_key: Annotated[
         str | None,
-        Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False,
+        HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False,
                   description="Makes the call safe to repeat: the same key and body return "
                   "the same task; the same key with another body is a 409."),
     ] = None,
@@ -61,7 +62,7 @@ async def create_task(
 @get("/tasks/{task_id:uuid}", tags=["tasks"], summary="Get a task",
      operation_class=DocumentedOperation,
      responses=responses(r404="No task has this id (or the id is not a UUID)."))
-async def get_task(task_id: TaskId, get_one: GetTask) -> TaskOut:
+async def get_task(task_id: TaskId, get_one: NamedDependency[GetTask]) -> TaskOut:
     return TaskOut.of(await get_one(task_id))
 
 
@@ -69,7 +70,8 @@ async def get_task(task_id: TaskId, get_one: GetTask) -> TaskOut:
      description="Every status change, oldest first, with the worker and attempt.",
      operation_class=DocumentedOperation,
      responses=responses(r404="No task has this id (or the id is not a UUID)."))
-async def get_history(task_id: TaskId, history: GetHistory) -> list[TransitionOut]:
+async def get_history(task_id: TaskId, history: NamedDependency[GetHistory]
+                      ) -> list[TransitionOut]:
     return [TransitionOut.of(t) for t in await history(task_id)]
 
 
@@ -77,10 +79,10 @@ async def get_history(task_id: TaskId, history: GetHistory) -> list[TransitionOu
      description="Keyset pagination: follow `next_cursor` until it is null.",
      operation_class=DocumentedOperation, responses=responses())
 async def list_tasks(
-    list_all: ListTasks,
+    list_all: NamedDependency[ListTasks],
     status: Annotated[
         list[TaskStatus] | None,
-        Parameter(query="status", required=False,
+        QueryParameter(name="status", required=False,
                   description="Only tasks in one of these statuses (repeat for several)."),
     ] = None,
     limit: Annotated[int, Parameter(ge=1, le=500, description="Page size, 1..500.")] = 50,
@@ -125,7 +127,7 @@ async def live() -> Readiness:
 @get("/health/ready", tags=["health"], summary="PostgreSQL and RabbitMQ are reachable",
      operation_class=DocumentedOperation,
      responses={503: problem("A dependency is down; `detail` names which."), 500: SERVER_ERROR})
-async def ready(readiness: CheckReadiness) -> Readiness:
+async def ready(readiness: NamedDependency[CheckReadiness]) -> Readiness:
     checks = await readiness()
     down = {name: why for name, why in checks.items() if why != "ok"}
     if down:
