@@ -7,8 +7,8 @@ from typing import Annotated
 
 from litestar import HttpMethod, Response, get, post, route
 from litestar.datastructures import ResponseHeader
-from litestar.handlers import HTTPRouteHandler
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 
 from application.create import CreateTask
