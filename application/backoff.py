@@ -9,10 +9,21 @@ from typing import TypeVar
 
 import structlog
 
+from application.throttle import Throttle
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+#: every caller waiting out the same outage (each intake message, each worker story) would say
+#: so on each attempt: the reason is said once per interval instead
+_waiting = Throttle(30.0)
+
+
+def say_waiting(step: str, error: str, retry_in: float) -> None:
+    """Log that `step` waits for a backing service, at most once per interval per reason."""
+    if (extra := _waiting.check(error)) is not None:
+        log.warning("waiting_for_service", step=step, error=error, retry_in=round(retry_in, 2),
+                    **extra)
 
 
 class Backoff:
@@ -61,5 +72,5 @@ async def retrying(step: Callable[[], Awaitable[T]], what: str, backoff: Backoff
             return await step()
         except ServiceUnavailable as exc:
             delay = backoff.next_delay()
-            log.warning("waiting_for_service", step=what, error=str(exc), retry_in=round(delay, 2))
+            say_waiting(what, str(exc), delay)
             await asyncio.sleep(delay)

@@ -6,14 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
-import structlog
-
-from application.backoff import Backoff
+from application.backoff import Backoff, say_waiting
 from application.group import Group, GroupFailed
 from application.ports import UnitOfWork, UnitOfWorkFactory
 from domain.errors import ServiceUnavailable
 
-log = structlog.get_logger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 Story = Callable[Concatenate[UnitOfWork, P], Awaitable[R]]
@@ -101,8 +98,7 @@ class Transactions:
             if not self._wait:
                 raise outage
             delay = backoff.next_delay()
-            log.warning("waiting_for_service", step=getattr(story, "__name__", "story"),
-                        error=str(outage), retry_in=round(delay, 2))
+            say_waiting(getattr(story, "__name__", "story"), str(outage), delay)
             await asyncio.sleep(delay)
 
     async def _in_group(self, story: Story[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -9,9 +9,13 @@ import structlog
 
 from application.backoff import Backoff
 from application.ports import DispatchSignal
+from application.throttle import Throttle
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
+#: an outage pauses every loop for as long as it lasts: each reason is said once per interval,
+#: by whichever loop meets it first
+_said = Throttle(30.0)
 
 
 async def relay_loop(
@@ -27,7 +31,8 @@ async def relay_loop(
             backoff.reset()
         except ServiceUnavailable as exc:
             delay = backoff.next_delay()
-            log.warning("relay_paused", error=str(exc), retry_in=round(delay, 2))
+            if (extra := _said.check(str(exc))) is not None:
+                log.warning("relay_paused", error=str(exc), retry_in=round(delay, 2), **extra)
             await asyncio.sleep(delay)
             signal.notify()  # try again straight after the pause
         except Exception:
@@ -46,7 +51,8 @@ async def every(
             if count:
                 log.info(f"{name}_done", count=count)
         except ServiceUnavailable as exc:
-            log.warning(f"{name}_paused", error=str(exc))
+            if (extra := _said.check(str(exc))) is not None:
+                log.warning(f"{name}_paused", error=str(exc), **extra)
         except Exception:
             log.exception(f"{name}_failed")
         await asyncio.sleep(seconds)

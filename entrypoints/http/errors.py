@@ -8,11 +8,14 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from application.throttle import Throttle
 from entrypoints.http.docs import PROBLEM, RETRY_AFTER_SECONDS
 from entrypoints.problems import HTTP_TITLES, problem_for
 from entrypoints.wire import Problem
 
 log = structlog.get_logger(__name__)
+#: a 503 answers every request alike while an outage lasts: logged once per interval and reason
+_unavailable = Throttle(30.0)
 
 
 def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -44,9 +47,12 @@ def _explain(error: dict[str, Any]) -> str:
 
 def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     problem = problem_for(exc, instance=request.url.path)
-    if problem.status >= 500:
-        log.error("request_failed", path=request.url.path, error=repr(exc),
-                  exc_info=problem.status == 500)
+    if problem.status == 503:
+        if (extra := _unavailable.check(problem.detail)) is not None:
+            log.warning("request_unavailable", path=request.url.path, error=problem.detail,
+                        **extra)
+    elif problem.status >= 500:
+        log.error("request_failed", path=request.url.path, error=repr(exc), exc_info=True)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else None
     return _respond(problem, headers)
 
