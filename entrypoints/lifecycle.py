@@ -13,6 +13,7 @@ from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.inflight import Inflight
 from entrypoints.intake import intake_handler
 from entrypoints.loops import Background, every, relay_loop
+from entrypoints.readiness import report_readiness
 from entrypoints.worker import dispatch_handler
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         # every process that writes the outbox also drains it
         loops.start(relay_loop(container.relay(), container.signal(),
                                settings.relay_interval_seconds), "relay")
+        loops.start(report_readiness(container.readiness()), "readiness")
         consumers: list[tuple[str, int, Inflight]] = []
         if roles.worker:
             loops.start(every("lease_renewal", settings.lease_renew_seconds,

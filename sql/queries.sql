@@ -81,3 +81,7 @@ RETURNING task_id, attempt;
 
 -- name: ping
 SELECT 1;
+
+-- name: schema_versions
+-- The migrations applied to this database (adapters/postgres/migrate.py writes the ledger).
+SELECT version FROM schema_migrations;

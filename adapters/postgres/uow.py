@@ -12,20 +12,31 @@ import psycopg_pool
 import structlog
 from psycopg import AsyncConnection
 
+from adapters.diagnosis import scrub
 from adapters.postgres.repository import PostgresOutbox, PostgresTasks
+from adapters.postgres.schema import REQUEST_NOT_MIGRATED
+from application.throttle import Throttle
 from domain.errors import InvalidInput, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
 #: psycopg errors meaning "the database is not reachable right now" rather than "bad request".
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+#: a table or column the code needs is missing: the schema is older than the code
+NOT_MIGRATED = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)
+#: an outage fails every request alike: said once per interval, not once per request
+_said = Throttle(30.0)
 
 
 def translate(exc: BaseException) -> BaseException | None:
     """The application error for a psycopg error, or None when it is not one of ours."""
     if isinstance(exc, UNAVAILABLE):
-        log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}".strip())
+        error = scrub(f"{type(exc).__name__}: {exc}".strip())
+        if (extra := _said.check(error)) is not None:
+            log.warning("database_unavailable", error=error, **extra)
         return ServiceUnavailable("database unavailable")
+    if isinstance(exc, NOT_MIGRATED):  # said by whoever meets it (throttled there)
+        return ServiceUnavailable(REQUEST_NOT_MIGRATED)
     if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
         return InvalidInput(f"the database refused the value: {exc.diag.message_primary or exc}")
     return None
