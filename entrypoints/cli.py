@@ -16,9 +16,14 @@ log = structlog.get_logger(__name__)
 
 
 def cmd_migrate(settings: Settings) -> int:
+    from adapters.diagnosis import ConnectionFailed
     from adapters.postgres.migrate import migrate
 
-    applied = asyncio.run(migrate(settings.database_url))
+    try:
+        applied = asyncio.run(migrate(settings.database_url))
+    except ConnectionFailed as exc:  # one line naming the setting and the fix; no traceback
+        print(f"tasks: {exc}", file=sys.stderr)
+        return 2
     log.info("migrations_done", applied=applied or "none (up to date)")
     return 0
 

@@ -42,6 +42,31 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     root.setLevel(max(logging.getLevelName(level), logging.INFO))
     for noisy in ("aiormq", "aio_pika", "psycopg.pool", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name, said_by_us in _SAID_BY_THE_ADAPTERS.items():
+        library = logging.getLogger(name)
+        for old in [f for f in library.filters if isinstance(f, _Without)]:
+            library.removeFilter(old)  # configured again (each API process does)
+        library.addFilter(_Without(said_by_us))
+
+
+#: Library lines about a failed connection attempt that the adapters already say in one line of
+#: their own, naming the setting and the fix (database_connect_failed, broker_unavailable). The
+#: library's would repeat it over several lines, psycopg's with the whole URL, password included.
+_SAID_BY_THE_ADAPTERS = {
+    "psycopg.pool": "error connecting in",
+    "aiormq.connection": "error when creating transport",
+}
+
+
+class _Without(logging.Filter):
+    """Drops the records whose message template starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 def _noop(

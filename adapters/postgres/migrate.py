@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from adapters.diagnosis import ConnectionFailed, Diagnosis
+from adapters.postgres.errors import SETTING, diagnose
 from adapters.postgres.statements import migrations
 
 log = structlog.get_logger(__name__)
@@ -21,20 +25,31 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
+async def _connect(url: str, reported: str) -> psycopg.AsyncConnection[Any]:
+    """An autocommit connection; failing to connect is a ConnectionFailed naming `reported`."""
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        raise ConnectionFailed(diagnose(exc), reported) from exc
+
+
 async def ensure_database(url: str) -> None:
     """Create the database named in `url` if it is missing and the role is allowed to."""
-    params = conninfo_to_dict(url)
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConnectionFailed(diagnose(exc), url) from exc
     name = params.get("dbname") or params.get("user") or "postgres"
     try:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-    except psycopg.OperationalError as exc:
-        if f'"{name}" does not exist' not in str(exc):
+        conn = await _connect(url, url)
+    except ConnectionFailed as exc:
+        if not exc.diagnosis.detail.startswith(f'database "{name}" does not exist'):
             raise
     else:
         await conn.close()
         return
     admin = make_conninfo(url, dbname="postgres")
-    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+    async with await _connect(admin, url) as conn:
         try:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
             log.info("database_created", database=name)
@@ -42,13 +57,22 @@ async def ensure_database(url: str) -> None:
             # another replica was faster: DuplicateDatabase if it had committed before our
             # name check, UniqueViolation (pg_database_datname_index) if both got past it
             pass
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConnectionFailed(Diagnosis(
+                SETTING, f'database "{name}" does not exist',
+                f'database "{name}" does not exist and this user may not create it',
+                f"create it (createdb {name}) or correct the database name", permanent=True,
+            ), url) from exc
 
 
 async def migrate(url: str) -> list[str]:
-    """Apply what is not applied yet; returns the versions applied by this call."""
+    """Apply what is not applied yet; returns the versions applied by this call.
+
+    Raises ConnectionFailed (one line: the setting, what happened, the fix) when the database
+    cannot be reached or does not let this user in."""
     await ensure_database(url)
     applied: list[str] = []
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await _connect(url, url) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
         try:
             await conn.execute(_LEDGER)

@@ -12,7 +12,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 
-from adapters.postgres.statements import statement
+from adapters.postgres.errors import diagnose
+from adapters.postgres.schema import schema_problem
+from adapters.postgres.watch import ConnectWatch, watch_of
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -35,6 +37,7 @@ def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[
         max_size=max_size,
         open=False,
         configure=_configure,
+        connection_class=ConnectWatch(url).connection_class(),
         reconnect_failed=failed,
         reconnect_timeout=3600,  # keep trying for an hour before reporting
         max_idle=300,
@@ -54,8 +57,13 @@ class PostgresProbe:
         self._pool = pool
 
     async def check(self) -> None:
+        """Reachable, and migrated to exactly this code's schema (schema.py)."""
         try:
-            async with self._pool.connection(timeout=2.0) as conn:
-                await conn.execute(statement("ping"))
+            async with self._pool.connection(timeout=1.5) as conn:
+                problem = await schema_problem(conn)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+            watch = watch_of(self._pool)
+            failure = watch.failure if watch is not None else None
+            raise ServiceUnavailable((failure or diagnose(exc)).short()) from exc
+        if problem is not None:
+            raise ServiceUnavailable(problem)

@@ -31,9 +31,11 @@ from aio_pika.abc import (
 )
 from faststream.rabbit import RabbitBroker
 
+from adapters.diagnosis import Diagnosis
 from adapters.queues import DISPATCH
 from adapters.rabbitmq import topology
 from adapters.rabbitmq.delivery import RabbitDelivery
+from adapters.rabbitmq.errors import diagnose
 from application.backoff import Backoff
 from application.model import Dispatch
 from application.ports import DeliveryHandler
@@ -52,6 +54,8 @@ class RabbitMQ:
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self._broker = RabbitBroker(url, reconnect_interval=1.0, logger=None, app_id="tasks")
+        self._url = url
+        self._failure: Diagnosis | None = None  # why the last attempt to connect failed
         self._timeout = timeout
         self._consumers: list[tuple[str, int, DeliveryHandler]] = []
         self._subscriptions: list[tuple[AbstractQueue, str]] = []
@@ -75,12 +79,14 @@ class RabbitMQ:
                 self._connection = connection
             except Exception as exc:  # noqa: BLE001 - every failure to connect is retried
                 delay = backoff.next_delay()
+                self._failure = diagnose(exc, self._url)
                 log.warning("broker_unavailable", attempt=attempt, retry_in=round(delay, 2),
-                            error=f"{type(exc).__name__}: {exc}")
+                            error=self._failure.line(self._url))
                 await self._disconnect()
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
+            self._failure = None
             log.info("broker_connected", attempt=attempt)
             return
 
@@ -155,5 +161,8 @@ class RabbitMQ:
     async def check(self) -> None:
         """Health probe: connected (the robust connection reconnects on its own)."""
         connection = self._connection
+        if connection is None and self._failure is not None:
+            raise ServiceUnavailable(self._failure.short())
         if connection is None or not connection.connected.is_set():
-            raise ServiceUnavailable("broker unreachable")
+            raise ServiceUnavailable("not connected (connecting)" if connection is None
+                                     else "connection lost (reconnecting)")

@@ -1,0 +1,64 @@
+"""The pool's attempts to connect: each failure said in one line, the last one kept for readiness.
+
+psycopg_pool connects in the background and only logs its failures (in several lines, the whole
+URL included); the connection class below is how the pool's own attempts are seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import psycopg_pool
+import structlog
+from psycopg import AsyncConnection
+
+from adapters.diagnosis import Diagnosis
+from adapters.postgres.errors import diagnose
+from application.throttle import Throttle
+
+log = structlog.get_logger(__name__)
+
+
+class ConnectWatch:
+    """What the last attempt to connect ran into (None once one succeeds). The same failure is
+    logged at most once per `interval` seconds: a pool retries in several slots at once, and
+    grows when requests wait, so one line per attempt could flood."""
+
+    def __init__(self, url: str, interval: float = 5.0) -> None:
+        self.url = url
+        self.failure: Diagnosis | None = None
+        self._throttle = Throttle(interval)
+
+    def failed(self, exc: BaseException) -> None:
+        self.failure = diagnosis = diagnose(exc)
+        if (extra := self._throttle.check(diagnosis.detail)) is not None:
+            log.warning("database_connect_failed", error=diagnosis.line(self.url), **extra)
+
+    def succeeded(self) -> None:
+        if self.failure is not None:
+            log.info("database_connected")
+        self.failure = None
+
+    def connection_class(self) -> type[WatchedConnection]:
+        """For the pool's `connection_class`: connections that report to this watch."""
+        return type("WatchedConnection", (WatchedConnection,), {"watch": self})
+
+
+class WatchedConnection(AsyncConnection[Any]):
+    watch: ClassVar[ConnectWatch]
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        try:
+            conn = await super().connect(conninfo, **kwargs)
+        except Exception as exc:
+            cls.watch.failed(exc)
+            raise
+        cls.watch.succeeded()
+        return conn
+
+
+def watch_of(pool: psycopg_pool.AsyncConnectionPool[Any]) -> ConnectWatch | None:
+    """The watch of a pool made by `make_pool`, if it has one."""
+    made = pool.connection_class
+    return made.watch if issubclass(made, WatchedConnection) else None
