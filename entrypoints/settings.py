@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
+
+from adapters.diagnosis import scrub
 
 DAY = 86_400.0
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
@@ -25,7 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     worker_concurrency: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100
     lease_seconds: Interval = 30.0
-    lease_renew_seconds: Interval = 10.0
+    #: unset (or 0): a third of lease_seconds, so that setting only the lease always works
+    lease_renew_seconds: Seconds = 0.0
     recovery_interval_seconds: Interval = 5.0
     max_attempts: Positive = 3
     shutdown_grace_seconds: Seconds = 20.0
@@ -44,10 +48,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "TASKS_PROCESSING_MIN_SECONDS must not exceed TASKS_PROCESSING_MAX_SECONDS "
                 f"({self.processing_min_seconds} > {self.processing_max_seconds})"
             )
+        if not self.lease_renew_seconds:
+            msgspec.structs.force_setattr(self, "lease_renew_seconds", self.lease_seconds / 3)
         if self.lease_renew_seconds >= self.lease_seconds:
             raise ValueError(
                 "TASKS_LEASE_RENEW_SECONDS must be shorter than TASKS_LEASE_SECONDS "
-                f"({self.lease_renew_seconds} >= {self.lease_seconds})"
+                f"({self.lease_renew_seconds} >= {self.lease_seconds}), or leases expire "
+                "before they are renewed; leave it unset to renew every third of the lease"
             )
 
 
@@ -56,6 +63,60 @@ class SettingsError(Exception):
 
 
 PREFIX = "TASKS_"
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
+            "false": False, "no": False, "off": False, "0": False}
+#: setting -> the URL schemes it accepts, and what a good value looks like
+URLS = {
+    "database_url": (("postgresql", "postgres"), "postgresql://user:password@host:5432/tasks"),
+    "rabbitmq_url": (("amqp", "amqps"), "amqp://user:password@host:5672/vhost"),
+}
+
+
+class _Invalid(ValueError):
+    """A value that does not fit its setting; the message says what would."""
+
+
+def _convert(name: str, hint: Any, value: str) -> Any:
+    """The value of one setting from its text: choices and booleans in any case."""
+    text = value.strip().lower()
+    if hint is bool:
+        if text not in BOOLEANS:
+            raise _Invalid(f"must be one of {', '.join(BOOLEANS)} (any case)")
+        return BOOLEANS[text]
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        for choice in choices:
+            if choice.lower() == text:
+                return choice
+        raise _Invalid(f"must be one of {', '.join(choices)} (any case)")
+    if name in URLS:
+        _check_url(name, value)
+    one = msgspec.defstruct("One", [(name, hint)])
+    try:
+        return getattr(msgspec.convert({name: value}, one, strict=False), name)
+    except msgspec.ValidationError as exc:
+        raise _Invalid(_plain(str(exc).split(" - at ")[0])) from None
+
+
+def _plain(message: str) -> str:
+    """msgspec's "Expected `int`, got `str`" / "Expected `float` <= 86400.0" in words."""
+    if re.match(r"Expected `(int|int \| null)`, got", message):
+        return "must be a whole number"
+    if message.startswith("Expected `float`, got"):
+        return "must be a number"
+    bound = re.match(r"Expected `[^`]+` (.+)$", message)
+    return f"must be {bound[1]}" if bound else message
+
+
+def _check_url(name: str, value: str) -> None:
+    schemes, example = URLS[name]
+    scheme, found, _ = value.partition("://")
+    if found and scheme.lower() in schemes:
+        return
+    if not found and name == "database_url" and "=" in value:
+        return  # libpq's key=value form: host=... dbname=...
+    raise _Invalid(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
+                   f"e.g. {example}")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -89,11 +150,9 @@ def load_settings(
         if value is None or value == "":
             continue
         try:
-            one = msgspec.defstruct("One", [(name, hints[name])])
-            raw[name] = getattr(msgspec.convert({name: value}, one, strict=False), name)
-        except msgspec.ValidationError as exc:
-            message = str(exc).split(" - at ")[0]
-            raise SettingsError(f"invalid setting {key}={value!r}: {message}") from None
+            raw[name] = _convert(name, hints[name], value)
+        except _Invalid as exc:
+            raise SettingsError(f"invalid setting {key}={scrub(value)!r}: {exc}") from None
     try:
         return Settings(**raw)
     except ValueError as exc:

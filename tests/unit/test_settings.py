@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.settings import Settings, SettingsError, load_settings
+from entrypoints.settings import PREFIX, Settings, SettingsError, load_settings, read_dotenv
 
 NO_DOTENV = None
 
@@ -20,6 +20,7 @@ def test_the_defaults_are_those_of_the_design() -> None:
     assert s.failure_rate == 0.2
     assert s.worker_concurrency == 100
     assert s.lease_seconds == 30
+    assert s.lease_renew_seconds == 10
     assert s.max_body_bytes == 1_048_576
     assert s.random_seed is None
     assert (s.log_format, s.log_level) == ("console", "INFO")
@@ -111,8 +112,111 @@ def test_min_equal_to_max_is_allowed() -> None:
 
 def test_a_lease_renewal_not_shorter_than_the_lease_is_rejected() -> None:
     env = {"TASKS_LEASE_SECONDS": "10", "TASKS_LEASE_RENEW_SECONDS": "10"}
-    with pytest.raises(SettingsError, match="TASKS_LEASE_RENEW_SECONDS"):
+    with pytest.raises(SettingsError, match="TASKS_LEASE_RENEW_SECONDS") as caught:
         load_settings(environ=env, dotenv=NO_DOTENV)
+    assert "TASKS_LEASE_SECONDS" in str(caught.value)
+    assert "unset" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("lease", ["5", "0.3", "30", "3600"])
+def test_setting_only_the_lease_always_works_renewing_every_third_of_it(lease: str) -> None:
+    s = load_settings(environ={"TASKS_LEASE_SECONDS": lease}, dotenv=NO_DOTENV)
+    assert s.lease_renew_seconds == pytest.approx(float(lease) / 3)
+    assert Settings(lease_seconds=float(lease)).lease_renew_seconds == s.lease_renew_seconds
+
+
+def test_an_explicit_renewal_shorter_than_the_lease_is_kept() -> None:
+    env = {"TASKS_LEASE_SECONDS": "5", "TASKS_LEASE_RENEW_SECONDS": "4"}
+    assert load_settings(environ=env, dotenv=NO_DOTENV).lease_renew_seconds == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("debug", "DEBUG"), ("Info", "INFO"), ("WARNING", "WARNING"), (" error ", "ERROR")],
+)
+def test_a_log_level_may_be_written_in_any_case(value: str, level: str) -> None:
+    assert load_settings(environ={"TASKS_LOG_LEVEL": value}, dotenv=NO_DOTENV).log_level == level
+
+
+def test_a_log_format_may_be_written_in_any_case() -> None:
+    s = load_settings(environ={"TASKS_LOG_FORMAT": "JSON"}, dotenv=NO_DOTENV)
+    assert s.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(v, True) for v in ("true", "True", "YES", "yes", "1", "on", "ON")]
+    + [(v, False) for v in ("false", "FALSE", "no", "No", "0", "off", "Off")],
+)
+def test_a_boolean_may_be_true_false_yes_no_1_0_on_off_in_any_case(
+    value: str, expected: bool
+) -> None:
+    s = load_settings(environ={"TASKS_INTAKE_ENABLED": value}, dotenv=NO_DOTENV)
+    assert s.intake_enabled is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("TASKS_LOG_LEVEL", "LOUD", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+        ("TASKS_LOG_FORMAT", "xml", ["json", "console"]),
+        ("TASKS_INTAKE_ENABLED", "maybe", ["true", "false", "yes", "no", "1", "0", "on", "off"]),
+    ],
+)
+def test_the_error_for_a_choice_lists_every_allowed_value(
+    variable: str, value: str, allowed: list[str]
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={variable: value}, dotenv=NO_DOTENV)
+    message = str(caught.value)
+    assert message.startswith(f"invalid setting {variable}=")
+    for choice in allowed:
+        assert choice in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TASKS_DATABASE_URL", "mysql://root:s3cret@127.0.0.1:3306/tasks", "postgresql://"),
+        ("TASKS_DATABASE_URL", "postgresql+psycopg://u:s3cret@h/db", "postgresql://"),
+        ("TASKS_DATABASE_URL", "localhost", "postgresql://"),
+        ("TASKS_RABBITMQ_URL", "http://guest:s3cret@127.0.0.1:15672/", "amqp://"),
+    ],
+)
+def test_a_url_of_the_wrong_kind_is_refused_without_showing_its_password(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={variable: value}, dotenv=NO_DOTENV)
+    message = str(caught.value)
+    assert variable in message
+    assert expected in message
+    assert "s3cret" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://u:p@h:5432/db", "postgres://u@h/db", "POSTGRESQL://h/db",
+     "host=127.0.0.1 dbname=tasks user=postgres"],
+)
+def test_postgres_urls_and_libpq_key_value_strings_are_accepted(value: str) -> None:
+    s = load_settings(environ={"TASKS_DATABASE_URL": value}, dotenv=NO_DOTENV)
+    assert s.database_url == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("TASKS_HTTP_PORT", "http", "must be a whole number"),
+        ("TASKS_FAILURE_RATE", "often", "must be a number"),
+        ("TASKS_HTTP_PORT", "0", "must be >= 1"),
+    ],
+)
+def test_a_number_error_says_what_kind_of_number(variable: str, value: str, words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        load_settings(environ={variable: value}, dotenv=NO_DOTENV)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +260,10 @@ def test_a_bad_value_in_the_dotenv_file_names_the_variable(tmp_path: Path) -> No
 
 def test_a_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
     assert load_settings(environ={}, dotenv=tmp_path / "absent.env") == Settings()
+
+
+def test_the_env_example_lists_every_setting_with_its_default() -> None:
+    example = Path(__file__).resolve().parents[2] / ".env-example"
+    listed = read_dotenv(example)
+    assert set(listed) == {PREFIX + name.upper() for name in Settings.__struct_fields__}
+    assert load_settings(environ={}, dotenv=example) == Settings()
