@@ -11,12 +11,12 @@ from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Server
 
 from entrypoints.container import Container
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.routes import ROUTES
+from entrypoints.http.static import static_files, swagger_ui
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -51,7 +51,7 @@ class JsonRequest(Request[Any, Any, Any]):
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, static_files()],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
@@ -74,7 +74,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
                 "`Allow`."
             ),
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            render_plugins=[swagger_ui()],
             servers=[Server(url="/")],
             use_handler_docstrings=False,
         ),
