@@ -42,7 +42,10 @@ def diagnose(exc: BaseException) -> Diagnosis:
                    "write it as postgresql://user:password@host:5432/dbname", permanent=True)
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return say("no connection yet", first_line(text), "is PostgreSQL up and reachable?")
-    if "password authentication failed" in text or "no password supplied" in text:
+    if "no password supplied" in text:
+        return say("authentication failed", "the server asks for a password and none is given",
+                   "add it: postgresql://user:password@host:5432/dbname", permanent=True)
+    if "authentication failed" in text:
         return say("authentication failed", f"authentication failed for user{_user(text)}",
                    "check the user name and password in it", permanent=True)
     if (missing := _MISSING.search(text)) is not None:

@@ -64,6 +64,17 @@ class Services:
         name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
         self.rabbitmqctl("delete_vhost", name, check=False)
 
+    def new_user(self, vhost_url: str) -> tuple[str, str]:
+        """A user with a known password and every permission on `vhost_url`'s vhost."""
+        name, password = f"tasks-test-{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+        vhost = urllib.parse.unquote(urllib.parse.urlsplit(vhost_url).path.lstrip("/"))
+        self.rabbitmqctl("add_user", name, password)
+        self.rabbitmqctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
+        return name, password
+
+    def drop_user(self, name: str) -> None:
+        self.rabbitmqctl("delete_user", name, check=False)
+
     # -- PostgreSQL -------------------------------------------------------------------------
     def new_database(self, template: str | None = None) -> str:
         name = f"tasks_test_{uuid.uuid4().hex[:10]}"

@@ -48,7 +48,7 @@ PG_CASES = [
     (psycopg.OperationalError(
         'connection failed: connection to server at "127.0.0.1", port 5499 failed: '
         "fe_sendauth: no password supplied"),
-     "authentication failed", ["authentication failed", "password"], True),
+     "authentication failed", ["asks for a password and none is given"], True),
     (psycopg.OperationalError(
         'connection failed: connection to server at "127.0.0.1", port 5999 failed: Connection '
         "refused\n\tIs the server running on that host and accepting TCP/IP connections?"),
