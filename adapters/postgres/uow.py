@@ -49,7 +49,7 @@ class PostgresUnitOfWork:
     result nobody reads (history rows, outbox rows, BEGIN itself) travels with the next one
     that is read or with the COMMIT instead of costing a round trip of its own. That pays
     where a process waits on round trips (the API's creates) and costs where it is short of
-    CPU (the worker's claims and finishes): the README's Performance section has the runs."""
+    CPU (the worker's claims and finishes): docs/performance.md has the runs."""
 
     tasks: PostgresTasks
     outbox: PostgresOutbox
