@@ -9,6 +9,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.support.processes import Stack
+from tests.support.refusing_postgres import refusing_postgres
 from tests.support.services import Services, provide_services
 
 
@@ -51,6 +52,21 @@ def rabbitmq_url(services: Services) -> Iterator[str]:
     url = services.new_vhost()
     yield url
     services.drop_vhost(url)
+
+
+@pytest.fixture
+def rabbitmq_user(services: Services, rabbitmq_url: str) -> Iterator[tuple[str, str]]:
+    """(name, password) of a RabbitMQ user with every permission on the test's vhost."""
+    user = services.new_user(rabbitmq_url)
+    yield user
+    services.drop_user(user[0])
+
+
+@pytest.fixture(scope="session")
+def refusing_port() -> Iterator[int]:
+    """The port of a PostgreSQL stand-in that refuses every password (see its module)."""
+    with refusing_postgres() as port:
+        yield port
 
 
 @pytest.fixture

@@ -1,8 +1,4 @@
-"""The pool's attempts to connect: each failure said in one line, the last one kept for readiness.
-
-psycopg_pool connects in the background and only logs its failures (in several lines, the whole
-URL included); the connection class below is how the pool's own attempts are seen.
-"""
+"""The pool's attempts to connect: each failure said in one line, the last kept for readiness."""
 
 from __future__ import annotations
 
@@ -20,9 +16,12 @@ log = structlog.get_logger(__name__)
 
 
 class ConnectWatch:
-    """What the last attempt to connect ran into (None once one succeeds). The same failure is
-    logged at most once per `interval` seconds: a pool retries in several slots at once, and
-    grows when requests wait, so one line per attempt could flood."""
+    """What the last attempt to connect ran into (None once one succeeds).
+
+    psycopg_pool connects in the background and only logs its failures, over several lines and
+    with the whole URL; the pool's `connection_class` (below) is how its attempts are seen. The
+    same failure is logged at most once per `interval` seconds: a pool retries in several slots
+    at once, and grows when requests wait, so one line per attempt could flood."""
 
     def __init__(self, url: str, interval: float = 5.0) -> None:
         self.url = url

@@ -62,9 +62,11 @@ class RabbitMQ:
         self._connection: AbstractRobustConnection | None = None
         self._confirming: AbstractChannel | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()  # ends the connect loop between two attempts
 
     async def start(self) -> None:
         """Connect in the background: the process starts while RabbitMQ is still down."""
+        self._closing.clear()
         self._connecting = asyncio.create_task(self._connect(), name="broker-connect")
 
     async def _connect(self) -> None:
@@ -83,7 +85,10 @@ class RabbitMQ:
                 log.warning("broker_unavailable", attempt=attempt, retry_in=round(delay, 2),
                             error=self._failure.line(self._url))
                 await self._disconnect()
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+                if self._closing.is_set():
+                    return
                 attempt += 1
                 continue
             self._failure = None
@@ -92,6 +97,10 @@ class RabbitMQ:
 
     async def close(self) -> None:
         if self._connecting is not None:
+            # an attempt cancelled halfway leaves aio-pika's own reconnect task behind, trying
+            # on: the attempt under way gets a few seconds to end first
+            self._closing.set()
+            await asyncio.wait({self._connecting}, timeout=5.0)
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting

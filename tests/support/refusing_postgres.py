@@ -1,10 +1,4 @@
-"""A stand-in PostgreSQL server that asks for a password and refuses it, as a real one does.
-
-The shared test server trusts every local connection, so a wrong password cannot be had from
-it. This speaks just enough of the PostgreSQL protocol (version 3) for libpq to go through a
-real password exchange and get the server's real refusal: an ErrorResponse with SQLSTATE 28P01
-and PostgreSQL's own wording. What psycopg raises from it is exactly what a real server causes.
-"""
+"""A stand-in PostgreSQL server that asks for a password and refuses it, as a real one does."""
 
 from __future__ import annotations
 
@@ -59,7 +53,13 @@ class _Server(socketserver.ThreadingTCPServer):
 
 @contextmanager
 def refusing_postgres() -> Iterator[int]:
-    """A server on 127.0.0.1 that refuses every password; yields its port."""
+    """A server on 127.0.0.1 that refuses every password; yields its port.
+
+    The shared test server trusts every local connection, so a wrong password cannot be had
+    from it. This one speaks just enough of the PostgreSQL protocol (version 3) for libpq to go
+    through a real password exchange and get a real server's refusal: an ErrorResponse with
+    SQLSTATE 28P01 and PostgreSQL's own wording. psycopg raises from it exactly what it raises
+    from a real server (the texts match those recorded against one)."""
     server = _Server(("127.0.0.1", 0), _Refuse)
     thread = threading.Thread(target=server.serve_forever, name="refusing-postgres", daemon=True)
     thread.start()

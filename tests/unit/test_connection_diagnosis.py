@@ -1,8 +1,7 @@
-"""A failed connection becomes one line: the setting, what happened, the fix; never a password.
+"""A failed connection becomes one line: the setting, what happened, the fix; never a password."""
 
-The exception texts are those psycopg 3.3 and aio-pika 10 / aiormq 7 really raise (recorded
-against real servers; the integration and end-to-end tests produce most of them live).
-"""
+# The exception texts are those psycopg 3.3 and aio-pika 10 / aiormq 7 really raise (recorded
+# against real servers; the integration and end-to-end tests produce each of them live).
 
 from __future__ import annotations
 
