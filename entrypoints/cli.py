@@ -44,7 +44,8 @@ def cmd_serve(settings: Settings, *, intake: bool, worker: bool, in_memory: bool
     from entrypoints.http.serve import build_app, serve
     from entrypoints.lifecycle import Roles
 
-    app = functools.partial(build_app, settings, Roles(intake=intake, worker=worker), in_memory)
+    roles = Roles(intake=intake, worker=worker, streams=True)
+    app = functools.partial(build_app, settings, roles, in_memory)
     return 0 if serve(settings, app, 1 if in_memory else settings.http_workers) else 1
 
 

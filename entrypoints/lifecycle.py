@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from adapters.postgres.events import hear_cancels
 from adapters.queues import CREATE, DISPATCH
 from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.inflight import Inflight
@@ -24,6 +25,7 @@ class Roles:
 
     intake: bool = False  # consume `tasks.create`
     worker: bool = False  # consume dispatches, renew this process's leases, recover others'
+    streams: bool = False  # feed event streams (the process serves HTTP)
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +47,13 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         # every process that writes the outbox also drains it
         loops.start(relay_loop(container.relay(), container.signal(),
                                settings.relay_interval_seconds), "relay")
+        if roles.streams:
+            loops.start(container.watch().run(), "watch")
+        listener = container.listener()
+        if listener is not None:  # None on in-memory adapters: the store tells its hooks
+            if roles.worker:
+                hear_cancels(listener, container.stops())
+            loops.start(listener.run(), "listener")
         consumers: list[tuple[str, int, Inflight]] = []
         if roles.worker:
             loops.start(every("lease_renewal", settings.lease_renew_seconds,

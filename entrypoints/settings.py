@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 import msgspec
 
+from entrypoints.keys import ApiKey, parse_api_keys
+
 DAY = 86_400.0
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
 Interval = Annotated[float, msgspec.Meta(gt=0, le=DAY)]
@@ -37,8 +39,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     random_seed: int | None = None
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    api_keys: str | None = None
+    rate_limit_per_second: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
     def __post_init__(self) -> None:
+        if self.api_keys:
+            try:
+                parse_api_keys(self.api_keys)
+            except ValueError as exc:  # never echo the value: it holds secrets
+                raise ValueError(f"TASKS_API_KEYS: {exc}") from None
         if self.processing_min_seconds > self.processing_max_seconds:
             raise ValueError(
                 "TASKS_PROCESSING_MIN_SECONDS must not exceed TASKS_PROCESSING_MAX_SECONDS "
@@ -49,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "TASKS_LEASE_RENEW_SECONDS must be shorter than TASKS_LEASE_SECONDS "
                 f"({self.lease_renew_seconds} >= {self.lease_seconds})"
             )
+
+
+    def keys(self) -> tuple[ApiKey, ...]:
+        """The API keys; empty when authentication is off."""
+        return parse_api_keys(self.api_keys) if self.api_keys else ()
 
 
 class SettingsError(Exception):

@@ -21,13 +21,14 @@ from adapters.postgres.rows import (
     to_transition,
 )
 from adapters.postgres.statements import statement
-from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
 from domain.task import Task, Transition
 
 _KEYS = {"idempotency_key": "text", "fingerprint": "text"}
 _OLD = {f"old_{c}": TASK_COLUMNS[c] for c in COMPARED}
 _FRAGMENTS = {
     "columns": names(list(TASK_COLUMNS)),
+    "task_columns": names(list(TASK_COLUMNS), prefix="t"),
     "inserted": names([*TASK_COLUMNS, *_KEYS]),
     "insert_shape": definitions({**TASK_COLUMNS, **_KEYS}),
     "cas_shape": definitions({"id": "uuid", **_OLD, **{c: TASK_COLUMNS[c] for c in MUTABLE}}),
@@ -139,9 +140,11 @@ class PostgresTasks:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
         return [to_task(row) for row in await cur.fetchall()]
 
-    async def renew_leases(self, worker: str, until: datetime) -> int:
+    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
         cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
-        return len(await cur.fetchall())  # not rowcount: unknown until a pipeline sync
+        rows = await cur.fetchall()  # not rowcount: unknown until a pipeline sync
+        return Renewed(len(rows), frozenset(
+            (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:

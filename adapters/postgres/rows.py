@@ -17,6 +17,7 @@ TASK_COLUMNS: dict[str, str] = {
     "status": "text", "attempts": "int", "error": "text", "source": "text",
     "created_at": "timestamptz", "updated_at": "timestamptz", "started_at": "timestamptz",
     "finished_at": "timestamptz", "lease_owner": "text", "lease_expires_at": "timestamptz",
+    "cancel_request": "jsonb",
 }
 #: Set once at creation; a compare-and-set writes every other column.
 IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at")

@@ -15,7 +15,10 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Server
 
 from entrypoints.container import Container
+from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
 from entrypoints.http.errors import HANDLERS
+from entrypoints.http.events import ROUTES as EVENT_ROUTES
+from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
@@ -50,15 +53,23 @@ class JsonRequest(Request[Any, Any, Any]):
 
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
+    keys = settings.keys()
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
             "history": _from(container.get_history),
             "list_all": _from(container.list_tasks),
             "readiness": _from(container.readiness),
+            "retry": _from(container.retry_task),
+            "cancel": _from(container.cancel_task),
+            "watch": _from(container.watch),
+            "stopping": _from(container.stopping),
         },
+        guards=[make_guard(keys)],
+        middleware=[rate_limit(settings.rate_limit_per_second, keys)]
+        if settings.rate_limit_per_second else [],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,
@@ -74,6 +85,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
                 "`Allow`."
             ),
             path="/docs",
+            components=SECURITY_SCHEMES,
             render_plugins=[SwaggerRenderPlugin(path="/")],
             servers=[Server(url="/")],
             use_handler_docstrings=False,

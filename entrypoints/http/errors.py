@@ -13,6 +13,9 @@ from entrypoints.problems import HTTP_TITLES, problem_for
 from entrypoints.wire import Problem
 
 log = structlog.get_logger(__name__)
+#: Headers of Litestar's own refusals that the problem answer keeps.
+KEPT_HEADERS = frozenset({"allow", "www-authenticate", "ratelimit-policy", "ratelimit-limit",
+                          "ratelimit-remaining", "ratelimit-reset"})
 
 
 def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -26,7 +29,9 @@ def on_http_error(
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = "; ".join(_explain(e) if isinstance(e, dict) else str(e) for e in exc.extra)
     title = HTTP_TITLES.get(exc.status_code, "Request failed")
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in KEPT_HEADERS}
+    if exc.status_code == 429:  # Litestar's rate limiter says when, but not as Retry-After
+        headers["Retry-After"] = headers.get("RateLimit-Reset", "1")
     return _respond(
         Problem(title=title, status=exc.status_code, detail=str(detail or title),
                 instance=request.url.path),
