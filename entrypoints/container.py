@@ -29,6 +29,7 @@ from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.stats import GetCounts, Throughput
 from application.stops import StopRequests
 from application.transactions import Transactions
 from application.watch import WatchTasks
@@ -105,6 +106,8 @@ class Container(containers.DeclarativeContainer):
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
+    get_counts = providers.Singleton(GetCounts, uow.provider, clock)
+    throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     relay = providers.Singleton(RelayDispatches, uow.provider, broker)
     process_task = providers.Singleton(

@@ -17,6 +17,8 @@ from entrypoints.loops import Background, every, relay_loop
 from entrypoints.worker import dispatch_handler
 
 log = structlog.get_logger(__name__)
+#: How often the API samples the totals for the dashboard's throughput chart (seconds).
+THROUGHPUT_EVERY = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                                settings.relay_interval_seconds), "relay")
         if roles.streams:
             loops.start(container.watch().run(), "watch")
+            loops.start(every("throughput", THROUGHPUT_EVERY, container.throughput().sample),
+                        "throughput")
         listener = container.listener()
         if listener is not None:  # None on in-memory adapters: the store tells its hooks
             if roles.worker:

@@ -117,3 +117,9 @@ FROM task_history h JOIN tasks t ON t.id = h.task_id
 WHERE h.task_id = %(task_id)s AND h.tx < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY h.tx DESC, h.id DESC
 LIMIT 1;
+
+-- name: select_counts
+-- Counters summed over their shards (see migration 0003), and the oldest wait in `new`.
+SELECT (SELECT coalesce(jsonb_object_agg(name, total), '{}') FROM
+            (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
+       (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;

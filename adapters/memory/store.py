@@ -13,6 +13,7 @@ from typing import Self
 import msgspec
 
 from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.stats import Counts
 from domain.task import Task, TaskStatus, Transition
 
 
@@ -132,6 +133,16 @@ class InMemoryTasks:
         self._undo.append(lambda: self._s.feed.__delitem__(slice(fed, None)))
         if transitions:
             self._after_commit.extend(self._s.on_history)
+
+    async def counts(self) -> Counts:
+        waiting = [t.updated_at for t in self._s.tasks.values() if t.status is TaskStatus.NEW]
+        return Counts(
+            by_status={s: sum(t.status is s for t in self._s.tasks.values()) for s in TaskStatus},
+            oldest_new_at=min(waiting, default=None),
+            created=sum(h.from_status is None for h in self._s.history),
+            finished={s: sum(h.to_status is s and h.from_status is not s
+                             for h in self._s.history) for s in TaskStatus if s.is_final},
+        )
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         return [t for t in self._s.history if t.task_id == task_id]

@@ -15,6 +15,7 @@ from adapters.postgres.rows import (
     MUTABLE,
     TASK_COLUMNS,
     as_json,
+    counts_from,
     definitions,
     names,
     to_task,
@@ -22,6 +23,7 @@ from adapters.postgres.rows import (
 )
 from adapters.postgres.statements import statement
 from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.stats import Counts
 from domain.task import Task, Transition
 
 _KEYS = {"idempotency_key": "text", "fingerprint": "text"}
@@ -150,6 +152,11 @@ class PostgresTasks:
         if not transitions:
             return
         await self._conn.execute(_q("insert_history"), {"rows": as_json(transitions)})
+
+    async def counts(self) -> Counts:
+        row = await (await self._conn.execute(_q("select_counts"))).fetchone()
+        assert row is not None
+        return counts_from(row["counts"], row["oldest_new_at"])
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})

@@ -20,6 +20,7 @@ from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
+from entrypoints.http.stats import ROUTES as STATS_ROUTES
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -55,7 +56,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     settings = container.settings()
     keys = settings.keys()
     return Litestar(
-        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES],
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
@@ -66,6 +67,8 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "cancel": _from(container.cancel_task),
             "watch": _from(container.watch),
             "stopping": _from(container.stopping),
+            "counts": _from(container.get_counts),
+            "throughput": _from(container.throughput),
         },
         guards=[make_guard(keys)],
         middleware=[rate_limit(settings.rate_limit_per_second, keys)]

@@ -28,6 +28,9 @@ def on_http_error(
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = "; ".join(_explain(e) if isinstance(e, dict) else str(e) for e in exc.extra)
+    if exc.status_code >= 500:  # Litestar's own failure (a dependency it could not resolve…)
+        log.error("request_failed", path=request.url.path, error=repr(exc),
+                  cause=repr(exc.__cause__ or exc.__context__))
     title = HTTP_TITLES.get(exc.status_code, "Request failed")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in KEPT_HEADERS}
     if exc.status_code == 429:  # Litestar's rate limiter says when, but not as Retry-After
