@@ -70,6 +70,15 @@ class TaskRepository(Protocol):
 
     async def record(self, transitions: Sequence[Transition]) -> None: ...
 
+    async def count_prunable(self, cutoff: datetime) -> int:
+        """Finished tasks that finished before `cutoff`."""
+        ...
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        """Delete up to `limit` of them, oldest first, with their history, skipping rows in
+        use; None (nothing deleted) when another pruner is at work."""
+        ...
+
     async def counts(self) -> Counts:
         """Kept by the changes themselves: as cheap at ten million tasks as at ten."""
         ...

@@ -15,20 +15,24 @@ from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.deadletters import InMemoryDeadLetters
 from adapters.memory.events import InMemoryEventLog
 from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.broker import RabbitMQ
+from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
+from application.deadletters import ListDeadLetters, ReplayDeadLetters
 from application.health import CheckReadiness
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.retention import PruneTasks
 from application.stats import GetCounts, Throughput
 from application.stops import StopRequests
 from application.transactions import Transactions
@@ -107,6 +111,11 @@ class Container(containers.DeclarativeContainer):
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
     get_counts = providers.Singleton(GetCounts, uow.provider, clock)
+    prune_tasks = providers.Singleton(PruneTasks, uow.provider, clock)
+    dead_letter_queues = providers.Singleton(RabbitDeadLetters, broker)
+    list_dead_letters = providers.Singleton(ListDeadLetters, dead_letter_queues)
+    replay_dead_letters = providers.Singleton(
+        ReplayDeadLetters, dead_letter_queues, uow.provider)
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     relay = providers.Singleton(RelayDispatches, uow.provider, broker)
@@ -135,6 +144,7 @@ def use_memory(container: Container) -> InMemoryBroker:
     container.pool_open.override(providers.Object(None))
     container.probes.override(providers.Object([store, broker]))
     container.event_log.override(providers.Singleton(InMemoryEventLog, store))
+    container.dead_letter_queues.override(providers.Singleton(InMemoryDeadLetters, broker))
     container.listener.override(providers.Object(None))  # the store tells its hooks itself
     store.on_cancel.append(container.stops().request)
     return broker

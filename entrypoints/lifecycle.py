@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
@@ -19,6 +21,8 @@ from entrypoints.worker import dispatch_handler
 log = structlog.get_logger(__name__)
 #: How often the API samples the totals for the dashboard's throughput chart (seconds).
 THROUGHPUT_EVERY = 5.0
+#: How often workers prune finished tasks past TASKS_RETENTION_DAYS (seconds).
+PRUNE_EVERY = 600.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                               container.renew_leases()), "renew")
             loops.start(every("recovery", settings.recovery_interval_seconds,
                               container.recover(), first_delay=1.0), "recovery")
+            if settings.retention_days is not None:
+                keep = timedelta(days=settings.retention_days)
+                loops.start(every("retention", PRUNE_EVERY,
+                                  functools.partial(container.prune_tasks().until_done, keep),
+                                  first_delay=30.0), "retention")
             work = Inflight("worker", grace)
             await broker.consume(DISPATCH, settings.worker_concurrency,
                                  work.track(dispatch_handler(container.process_task())))

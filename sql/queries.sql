@@ -123,3 +123,27 @@ LIMIT 1;
 SELECT (SELECT coalesce(jsonb_object_agg(name, total), '{}') FROM
             (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
        (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;
+
+-- name: prune_batch
+-- Deletes up to `limit` finished tasks that finished before `cutoff`, oldest first, with their
+-- history, in one short transaction. Rows another transaction holds are skipped, never waited
+-- for; and only one pruner works at a time (the transaction-scoped advisory lock: a second
+-- one finds it taken and deletes nothing).
+WITH lock AS (SELECT pg_try_advisory_xact_lock(%(lock)s) AS mine),
+doomed AS (
+    SELECT id FROM tasks
+    WHERE status IN ('completed', 'error') AND finished_at < %(cutoff)s
+      AND (SELECT mine FROM lock)
+    ORDER BY finished_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), history AS (
+    DELETE FROM task_history WHERE task_id IN (SELECT id FROM doomed)
+), gone AS (
+    DELETE FROM tasks WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT mine FROM lock) AS locked, (SELECT count(*) FROM gone) AS deleted;
+
+-- name: prune_count
+SELECT count(*) AS matched FROM tasks
+WHERE status IN ('completed', 'error') AND finished_at < %(cutoff)s;

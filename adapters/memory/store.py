@@ -134,6 +134,30 @@ class InMemoryTasks:
         if transitions:
             self._after_commit.extend(self._s.on_history)
 
+    async def count_prunable(self, cutoff: datetime) -> int:
+        return len(self._prunable(cutoff))
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        doomed = set(self._prunable(cutoff)[:limit])
+        s = self._s
+        before = dict(s.tasks), dict(s.keys), list(s.history), list(s.feed)
+        s.tasks = {i: t for i, t in before[0].items() if i not in doomed}
+        s.keys = {k: v for k, v in before[1].items() if v[0] not in doomed}
+        s.history[:] = [h for h in before[2] if h.task_id not in doomed]
+        s.feed[:] = [(n, h) for n, h in before[3] if h.task_id not in doomed]
+
+        def undo() -> None:
+            s.tasks, s.keys = before[0], before[1]
+            s.history[:], s.feed[:] = before[2], before[3]
+
+        self._undo.append(undo)
+        return len(doomed)
+
+    def _prunable(self, cutoff: datetime) -> list[uuid.UUID]:
+        done = [t for t in self._s.tasks.values() if t.status.is_final
+                and t.finished_at is not None and t.finished_at < cutoff]
+        return [t.id for t in sorted(done, key=lambda t: t.finished_at or cutoff)]
+
     async def counts(self) -> Counts:
         waiting = [t.updated_at for t in self._s.tasks.values() if t.status is TaskStatus.NEW]
         return Counts(

@@ -46,6 +46,8 @@ def _q(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
     return sql.SQL(statement(name, filters=where, **_FRAGMENTS).as_string(None))
 
 
+#: One pruner at a time, in every process of every replica (an advisory lock key).
+PRUNE_LOCK = 0x7072756E65  # "prune"
 _BY_STATUS = "status = ANY(%(statuses)s::text[])"
 _AFTER = "(created_at, id) < (%(after_created_at)s, %(after_id)s)"
 
@@ -152,6 +154,15 @@ class PostgresTasks:
         if not transitions:
             return
         await self._conn.execute(_q("insert_history"), {"rows": as_json(transitions)})
+
+    async def count_prunable(self, cutoff: datetime) -> int:
+        row = await (await self._conn.execute(_q("prune_count"), {"cutoff": cutoff})).fetchone()
+        return int(row["matched"]) if row else 0
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        row = await (await self._conn.execute(_q("prune_batch"), {
+            "cutoff": cutoff, "limit": limit, "lock": PRUNE_LOCK})).fetchone()
+        return int(row["deleted"]) if row and row["locked"] else None
 
     async def counts(self) -> Counts:
         row = await (await self._conn.execute(_q("select_counts"))).fetchone()

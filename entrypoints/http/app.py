@@ -16,8 +16,10 @@ from litestar.openapi.spec import Server
 
 from entrypoints.container import Container
 from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
+from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
+from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
@@ -56,7 +58,8 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     settings = container.settings()
     keys = settings.keys()
     return Litestar(
-        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES],
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
@@ -69,6 +72,10 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "stopping": _from(container.stopping),
             "counts": _from(container.get_counts),
             "throughput": _from(container.throughput),
+            "prune_tasks": _from(container.prune_tasks),
+            "settings": _from(container.settings),
+            "list_dead": _from(container.list_dead_letters),
+            "replay": _from(container.replay_dead_letters),
         },
         guards=[make_guard(keys)],
         middleware=[rate_limit(settings.rate_limit_per_second, keys)]

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import Parameter
 
 from entrypoints.wire import Problem
@@ -75,9 +82,12 @@ STATUS_HEADERS = {
 @dataclass
 class DocumentedOperation(Operation):
     """An operation whose 401, 429 and 503 answers carry their headers (`WWW-Authenticate`,
-    `Retry-After`), and whose headers all have a schema."""
+    `Retry-After`), whose headers all have a schema, and whose optional body is not required."""
 
     def __post_init__(self) -> None:
+        body = self.request_body
+        if isinstance(body, RequestBody) and _accepts_null(body):
+            body.required = False  # `data: X | None = None`: the body may be left out
         for code, response in (self.responses or {}).items():
             if not isinstance(response, OpenAPIResponse):
                 continue
@@ -86,6 +96,16 @@ class DocumentedOperation(Operation):
             for name, header in (response.headers or {}).items():
                 if isinstance(header, OpenAPIHeader) and header.schema is None:
                     header.schema = HEADER_SCHEMAS.get(name, Schema(type=OpenAPIType.STRING))
+
+
+def _accepts_null(body: RequestBody) -> bool:
+    for media in (body.content or {}).values():
+        schema = media.schema
+        if isinstance(schema, Schema) and any(
+                isinstance(option, Schema) and option.type == OpenAPIType.NULL
+                for option in schema.one_of or ()):
+            return True
+    return False
 
 
 def inline_schema(kind: type) -> dict[str, Any]:
