@@ -134,10 +134,20 @@ class ProcessTask:
             await self._transactions.run(self._release, claimed)
 
     async def _release(self, uow: UnitOfWork, claimed: Task) -> None:
-        back = claimed.release(now=self._clock.now(), count_attempt=False)
+        """Back to `new` for another worker; or, if an operator asked to cancel it meanwhile,
+        ended cancelled rather than run again."""
         async with uow:
+            current = await uow.tasks.get(claimed.id)
+            request = current.cancel_request if current is not None else None
+            if current is not None and request is not None:
+                back = current.stop(now=self._clock.now())
+                step = Transition.between(current, back, worker=self._worker,
+                                          actor=request.actor, reason=request.reason)
+            else:
+                back = claimed.release(now=self._clock.now(), count_attempt=False)
+                step = Transition.between(claimed, back, worker=self._worker,
+                                          reason="handed back on shutdown")
             if await uow.tasks.compare_and_set(claimed, back):
-                await uow.tasks.record([Transition.between(
-                    claimed, back, worker=self._worker, reason="handed back on shutdown")])
+                await uow.tasks.record([step])
                 await uow.commit()
-                log.info("task_handed_back", task_id=str(claimed.id))
+                log.info("task_handed_back", task_id=str(claimed.id), to=back.status)

@@ -34,6 +34,7 @@ class Subscription:
         self.live: deque[Event] = deque()
         self.overflowed = False
         self.finished = False
+        self._caught_up = False  # everything up to `start` was delivered from the history
         self._wake = asyncio.Event()
 
     def offer(self, events: list[Event]) -> None:
@@ -57,9 +58,8 @@ class Subscription:
         if self.overflowed:
             log.info("stream_fell_behind", task_id=str(self.task_id or ""))
             self.start = await self._watch.rejoin(self)
-        if self.cursor == LAST:  # the whole feed, from the moment of subscribing
-            self.cursor = self.start
-        if self.cursor < self.start:
+            self._caught_up = False
+        if not self._caught_up:
             return await self._catch_up()
         if not self.live:
             self._wake.clear()
@@ -80,10 +80,11 @@ class Subscription:
         """One page of what happened between the cursor and the moment this joined the feed."""
         page = await self._watch.log.read(self.cursor, self.start, self._watch.page,
                                           self.task_id)
-        more = len(page) == self._watch.page
+        more = len(page) == self._watch.page and page[-1].id < self.start
         wanted = self._deliver(page, final_ends=not more and not self.live)
         if not more:
-            self.cursor = self.start  # none of ours in between: the live feed takes over
+            self._caught_up = True
+            self.cursor = max(self.cursor, self.start)  # the live feed takes over from here
             if self.task_id is not None and not page and not self.live:
                 last = await self._watch.log.read_last(self.task_id)
                 if (last is not None and last.id <= self.cursor
@@ -137,6 +138,8 @@ class WatchTasks:
         moment of subscribing. With it: just after that event."""
         subscription = Subscription(self, task_id, statuses, after)
         subscription.start = await self.rejoin(subscription)
+        if subscription.cursor == LAST:  # the whole feed, from this moment on
+            subscription.cursor = subscription.start
         try:
             yield subscription
         finally:

@@ -125,6 +125,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             updated_at=now,
             lease_owner=None,
             lease_expires_at=None,
+            cancel_request=None,
         )
 
     def fail(self, *, now: datetime, reason: str) -> Task:
@@ -135,6 +136,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             updated_at=now,
             lease_owner=None,
             lease_expires_at=None,
+            cancel_request=None,
         )
 
     def release(self, *, now: datetime, count_attempt: bool = True) -> Task:
@@ -150,6 +152,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
     def retry(self, *, now: datetime) -> Task:
         """A failed task goes back to `new`; `attempts` keeps counting."""
+        if self.status is not TaskStatus.ERROR:
+            raise InvalidTransition(self.id, self.status, TaskStatus.NEW)
         return self._move(
             TaskStatus.NEW,
             error=None,

@@ -21,7 +21,8 @@ from entrypoints.worker import dispatch_handler
 log = structlog.get_logger(__name__)
 #: How often the API samples the totals for the dashboard's throughput chart (seconds).
 THROUGHPUT_EVERY = 5.0
-#: How often workers prune finished tasks past TASKS_RETENTION_DAYS (seconds).
+#: How often workers prune finished tasks past TASKS_RETENTION_DAYS, at most (seconds); a
+#: tenth of the retention period when that is shorter.
 PRUNE_EVERY = 600.0
 
 
@@ -70,9 +71,10 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                               container.recover(), first_delay=1.0), "recovery")
             if settings.retention_days is not None:
                 keep = timedelta(days=settings.retention_days)
-                loops.start(every("retention", PRUNE_EVERY,
+                often = min(PRUNE_EVERY, max(1.0, keep.total_seconds() / 10))
+                loops.start(every("retention", often,
                                   functools.partial(container.prune_tasks().until_done, keep),
-                                  first_delay=30.0), "retention")
+                                  first_delay=min(often, 30.0)), "retention")
             work = Inflight("worker", grace)
             await broker.consume(DISPATCH, settings.worker_concurrency,
                                  work.track(dispatch_handler(container.process_task())))

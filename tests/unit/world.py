@@ -11,6 +11,7 @@ from adapters.memory import InMemoryBroker, InMemoryStore
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.model import NewTaskRequest
+from application.operator import CancelTask, RetryTask
 from application.ports import DispatchPublisher, Processor
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
@@ -51,6 +52,12 @@ class World:
 
     def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
         return RelayDispatches(self.store.unit_of_work, publisher or self.queue)
+
+    def retry(self) -> RetryTask:
+        return RetryTask(Transactions(self.store.unit_of_work), self.clock, self.signal)
+
+    def cancel(self) -> CancelTask:
+        return CancelTask(Transactions(self.store.unit_of_work), self.clock)
 
     def get(self) -> GetTask:
         return GetTask(self.store.unit_of_work)
