@@ -27,7 +27,7 @@ class PostgresListener:
     def __init__(self, url: str, connect: dict[str, Any] | None = None,
                  check_every: float = 10.0) -> None:
         self._url = url
-        self._connect = connect or {}
+        self._connect = {"application_name": "tasks listener", **(connect or {})}
         self._check_every = check_every
         self._hearers: dict[str, list[Hearer]] = {}
         self.connected = False

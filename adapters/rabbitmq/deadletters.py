@@ -44,9 +44,14 @@ class RabbitDeadLetters:
         async with self._broker.channel() as channel:
             for name in QUEUES:
                 queue = await channel.declare_queue(name, passive=True)
+                # only what is there now: a replayed message refused again comes back to this
+                # queue, and must not be taken a second time by the same replay
+                there = queue.declaration_result.message_count or 0
                 kept: list[AbstractIncomingMessage] = []
                 try:
-                    while len(done) < limit and (message := await queue.get(fail=False)):
+                    while len(done) < limit and there > 0 and (
+                            message := await queue.get(fail=False)):
+                        there -= 1
                         dead = _letter(name, message)
                         verdict, why = await decide(dead)
                         if verdict is Verdict.REPLAY:
