@@ -70,8 +70,13 @@ class Proc:
         self.popen.wait(10)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        """Release the log file (the process must have exited)."""
+        self._log.close()
 
 
 class Stack:
@@ -134,6 +139,7 @@ class Stack:
         for proc in self.procs:
             if proc.alive():
                 proc.kill()
+            proc.close()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log()[-4000:]}" for p in self.procs)
