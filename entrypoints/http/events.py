@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any, Literal
 
 import msgspec
 import structlog
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
@@ -41,6 +41,7 @@ STREAM_DOC = (
     "task right after the change. A comment line (`: keep-alive`) is sent at least every 15 s "
     "while nothing happens."
 )
+#: Declared for the document; read from the raw headers, to tell an empty one from none.
 LastEventId = Annotated[str, HeaderParameter(
     name="Last-Event-ID", required=False, schema_extra={"pattern": f"^{_ID.pattern}$"},
     description="The `id` of the last event received: the stream resumes right after it.")]
@@ -51,8 +52,10 @@ def event_id(position: EventId) -> str:
     return f"{position[0]:020d}{position[1]:019d}"
 
 
-def parse_event_id(text: str) -> EventId | None:
-    if not text:
+def parse_event_id(headers: Mapping[str, str]) -> EventId | None:
+    """From the raw header: absent is "from the start", but an empty one is malformed."""
+    text = headers.get("last-event-id")
+    if text is None:
         return None
     if not _ID.fullmatch(text):
         raise InvalidInput("Last-Event-ID is not an event id this service sent")
@@ -83,8 +86,8 @@ def stream_responses(**extra: str) -> dict[int, ResponseSpec]:
      responses=stream_responses(r404="No task has this id (or the id is not a UUID)."))
 async def task_events(task_id: TaskId, get_one: NamedDependency[GetTask],
                       watch: NamedDependency[WatchTasks], stopping: NamedDependency[asyncio.Event],
-                      last_event_id: LastEventId = "") -> Stream:
-    after = parse_event_id(last_event_id)
+                      request: Request[Any, Any, Any], last_event_id: LastEventId = "") -> Stream:
+    after = parse_event_id(request.headers)
     await get_one(task_id)  # an unknown task is a 404 problem before any stream starts
     return Stream(_stream(watch, stopping, task_id=task_id, after=after),
                   media_type="text/event-stream", headers=HEADERS)
@@ -97,12 +100,13 @@ async def task_events(task_id: TaskId, get_one: NamedDependency[GetTask],
      responses=stream_responses())
 async def all_events(
     watch: NamedDependency[WatchTasks], stopping: NamedDependency[asyncio.Event],
+    request: Request[Any, Any, Any],
     status: Annotated[list[TaskStatus] | None, QueryParameter(
         name="status", required=False,
         description="Only changes into one of these statuses (repeat for several).")] = None,
     last_event_id: LastEventId = "",
 ) -> Stream:
-    after = parse_event_id(last_event_id)
+    after = parse_event_id(request.headers)
     return Stream(_stream(watch, stopping, after=after, statuses=frozenset(status or ())),
                   media_type="text/event-stream", headers=HEADERS)
 

@@ -96,8 +96,8 @@ async def test_cancel_against_finish_one_of_them_wins_and_the_history_says_which
         for n in range(30):
             task_id = (await http.post("/tasks", json={"title": f"race {n}"})).json()["id"]
             ids.append(task_id)
-            while not any(e.data["task_id"] == task_id for e in claims.events):
-                await asyncio.sleep(0.005)
+            await eventually(lambda: any(e.data["task_id"] == task_id  # noqa: B023
+                                         for e in claims.events), 10, "the claim", every=0.005)
             await asyncio.sleep((n % 10) * 0.008)  # 0 to 72 ms into 50 ms of work
             answer = await http.post(f"/tasks/{task_id}/cancel")
             outcomes[str(answer.status_code)] = outcomes.get(str(answer.status_code), 0) + 1

@@ -29,7 +29,7 @@ CONFIG = SchemathesisConfig.from_dict({
 
 
 def in_memory_app() -> Litestar:
-    container = build_container(Settings())
+    container = build_container(Settings(retention_days=365))  # a prune needs no age then
     use_memory(container)
     return create_app(container)
 
