@@ -1,4 +1,4 @@
-"""The `tasks` command: migrate, api, worker, dev."""
+"""The `tasks` command: run the service (migrate, api, worker, dev) or talk to a running one."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ import asyncio
 import functools
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import structlog
+from entrypoints.client import parser as client
 
-from entrypoints.settings import Settings, SettingsError, load_settings
-
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from entrypoints.settings import Settings
 
 
 def cmd_migrate(settings: Settings) -> int:
+    import structlog  # imported here: the client commands start without it
+
     from adapters.postgres.migrate import migrate
 
     applied = asyncio.run(migrate(settings.database_url))
-    log.info("migrations_done", applied=applied or "none (up to date)")
+    structlog.get_logger(__name__).info("migrations_done",
+                                        applied=applied or "none (up to date)")
     return 0
 
 
@@ -51,7 +54,8 @@ def cmd_serve(settings: Settings, *, intake: bool, worker: bool, in_memory: bool
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tasks", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    client.add_connection_options(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="apply SQL migrations (idempotent)")
     api = sub.add_parser("api", help="serve the HTTP API (and the AMQP intake)")
     api.add_argument("--no-intake", action="store_true",
@@ -59,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="process dispatched tasks")
     sub.add_parser("dev", help="API + worker in one process on in-memory adapters "
                    "(no PostgreSQL, no RabbitMQ, no AMQP intake)")
+    client.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in client.COMMANDS:
+        return client.run(args)
+    if args.url or args.api_key or args.json:
+        parser.error("--url, --api-key and --json are options of the client commands")
+
+    from entrypoints.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()
