@@ -71,6 +71,13 @@ def test_a_forbidden_transition_raises_invalid_transition(old: TaskStatus, new: 
     assert str(before.id) in str(caught.value)
 
 
+def test_a_refused_change_names_the_statuses_as_words() -> None:
+    """It is the 409 detail that `tasks cancel` and `tasks retry` print."""
+    with pytest.raises(InvalidTransition) as caught:
+        a_task(S.ERROR, attempts=1).fail(now=LATER, reason="again")
+    assert str(caught.value) == f"task {uuid.UUID(int=1)} is error and cannot go to error"
+
+
 def test_a_completed_task_cannot_be_claimed_again() -> None:
     done = a_task().claim(now=T0, worker="w", lease_until=LEASE_UNTIL).complete(now=LATER)
     with pytest.raises(InvalidTransition):
