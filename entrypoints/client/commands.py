@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from entrypoints.client.http import Service
-from entrypoints.client.output import FINAL, Out
+from entrypoints.client.output import FINAL, Out, clean
 from entrypoints.client.sse import Event, follow
 from entrypoints.client.views import change_line, list_table, task_lines
 
@@ -111,8 +111,9 @@ def retry(service: Service, args: argparse.Namespace, out: Out) -> int:
     if out.as_json:
         out.document(task)
     else:
+        done = task["attempts"]
         out.line(f"retried: {task['id']} is {out.paint(task['status'], task['status'])} again "
-                 f"and on its way to a worker ({task['attempts']} attempts so far)")
+                 f"and on its way to a worker ({done} attempt{'s' if done != 1 else ''} so far)")
     return 0
 
 
@@ -122,10 +123,10 @@ def cancel(service: Service, args: argparse.Namespace, out: Out) -> int:
     if out.as_json:
         out.document(task)
     elif answer.status_code == 202:
-        out.line("stopping: its worker is cancelling it (tasks watch shows the end)")
+        out.line("stopping: its worker is cancelling it (tasks watch follows it to the end)")
     else:
-        out.line(f"cancelled: {task['id']} is {out.paint('error', task['status'])} "
-                 f"({task.get('error')})")
+        out.line(f"cancelled: the task ended in {out.paint('error', task['status'])} "
+                 f"({clean(task.get('error'))})")
     return 0
 
 
