@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import signal
 import sys
@@ -16,7 +15,9 @@ if TYPE_CHECKING:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    import structlog  # imported here: the client commands start without it
+    import asyncio  # imported here, like structlog: the client commands start without them
+
+    import structlog
 
     from adapters.postgres.migrate import migrate
 
@@ -27,6 +28,8 @@ def cmd_migrate(settings: Settings) -> int:
 
 
 def cmd_worker(settings: Settings) -> int:
+    import asyncio
+
     from entrypoints.container import build_container
     from entrypoints.lifecycle import Roles, running
 

@@ -40,8 +40,9 @@ class Service:
         headers = {"Accept": "application/json", "User-Agent": "tasks-cli"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        # Plain HTTP needs no certificates: loading them is a good part of a command's start.
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT,
-                                  transport=transport)
+                                  transport=transport, verify=self.url.startswith("https:"))
 
     def __enter__(self) -> Service:
         return self
