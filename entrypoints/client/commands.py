@@ -112,8 +112,8 @@ def retry(service: Service, args: argparse.Namespace, out: Out) -> int:
         out.document(task)
     else:
         done = task["attempts"]
-        out.line(f"retried: {task['id']} is {out.paint(task['status'], task['status'])} again "
-                 f"and on its way to a worker ({done} attempt{'s' if done != 1 else ''} so far)")
+        out.line(f"retried: the task is {out.paint(task['status'], task['status'])} again, on "
+                 f"its way to a worker ({done} attempt{'s' if done != 1 else ''} so far)")
     return 0
 
 

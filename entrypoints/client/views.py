@@ -62,8 +62,8 @@ def task_lines(out: Out, task: dict[str, Any], history: list[dict[str, Any]],
         lines += ["  description", *_indented(clean(task["description"], newlines=True))]
     payload = json.dumps(task.get("payload") or {}, indent=2, ensure_ascii=False)
     lines += ["  payload", *_indented(clean(payload, newlines=True))]
-    lines += ["", out.paint("bold", "History"), *_indented("\n".join(history_table(
-        out, history, now)))]
+    lines += ["", out.paint("bold", "History"),
+              *(f"  {row}" for row in history_table(out, history, now))]
     return lines
 
 

@@ -106,7 +106,8 @@ def test_submit_wait_exits_1_when_the_task_fails_and_a_retry_runs_it_again(
 
     retried = tasks(stack, "retry", task_id, "--reason", "flaky disk")
     assert (retried.returncode, retried.stderr) == (0, "")
-    assert retried.stdout.startswith(f"retried: {task_id} is new again")
+    assert retried.stdout == "retried: the task is new again, on its way to a worker " \
+        "(1 attempt so far)\n"
     watched = tasks(stack, "watch", task_id)
     assert watched.returncode == 1, watched.stderr
     lines = watched.stdout.splitlines()
