@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.client.http import ClientError, Service
+from entrypoints.client.http import ClientError, Service, ServiceError
 from entrypoints.client.output import Out, clean, count, moment, shorten, span, table
 
 #: One prune call deletes for a few seconds at most; this leaves room for a busy database.
@@ -21,7 +21,12 @@ def prune(service: Service, args: argparse.Namespace, out: Out) -> int:
             "dry_run": args.dry_run}
     deleted = calls = 0
     while True:
-        answer = service.json("POST", "/maintenance/prune", body=body, timeout=PRUNE_TIMEOUT)
+        try:
+            answer = service.json("POST", "/maintenance/prune", body=body, timeout=PRUNE_TIMEOUT)
+        except ServiceError as exc:
+            if exc.status == 400 and days is None:  # the service has no retention either
+                raise ClientError(f"{exc}: say how old with --older-than DAYS") from None
+            raise
         calls += 1
         deleted += answer["deleted"]
         if out.as_json:
@@ -40,9 +45,13 @@ def prune(service: Service, args: argparse.Namespace, out: Out) -> int:
         if not out.as_json:
             out.line(out.paint("dim", f"  deleted {count(answer['deleted'])}, "
                                       f"{count(deleted)} so far…"))
-    if not out.as_json:
+    if out.as_json:
+        return 0
+    if deleted:
         out.line(f"deleted {count(deleted)} finished tasks (and their history) from before "
                  f"{cutoff}" + (f" in {calls} steps" if calls > 1 else ""))
+    else:
+        out.line(f"nothing to delete: no task finished before {cutoff}")
     return 0
 
 

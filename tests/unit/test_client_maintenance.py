@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from entrypoints.client import maintenance
-from entrypoints.client.http import ClientError, Service, ServiceError
-from entrypoints.client.output import Out
+from entrypoints.client.http import ClientError, Service
+from entrypoints.client.output import Out, moment
 
 CUTOFF = "2026-10-29T12:00:00Z"
 
@@ -29,8 +29,8 @@ class FakePrune:
         self.bodies.append(body)
         if body["older_than_days"] is None and self.retention is None:
             return httpx.Response(400, json={"title": "Invalid request", "status": 400,
-                                             "detail": "TASKS_RETENTION_DAYS is not set: "
-                                             "say --older-than"})
+                                             "detail": "older_than_days is required: "
+                                             "TASKS_RETENTION_DAYS is not set"})
         if body["dry_run"]:
             return self.answer(True, self.due, 0, more=False)
         deleted = min(self.per_call, self.due)
@@ -74,10 +74,16 @@ def test_prune_in_json_is_each_answer_on_its_line() -> None:
     assert [json.loads(line)["deleted"] for line in lines] == [1000, 500]
 
 
-def test_prune_with_no_retention_anywhere_is_the_services_refusal() -> None:
-    with pytest.raises(ServiceError, match="TASKS_RETENTION_DAYS is not set"):
+def test_prune_with_no_retention_anywhere_asks_for_older_than() -> None:
+    with pytest.raises(ClientError, match=r"TASKS_RETENTION_DAYS is not set: say how old with "
+                       r"--older-than DAYS$"):
         run(FakePrune(due=1, per_call=1, retention=None), "prune", older_than=None,
             dry_run=False)
+
+
+def test_prune_with_nothing_due_says_so() -> None:
+    assert run(FakePrune(due=0, per_call=10), "prune", older_than=1.0, dry_run=False) == [
+        "nothing to delete: no task finished before " + f"{moment(CUTOFF):%Y-%m-%d %H:%M:%S}"]
 
 
 def test_prune_stops_when_the_service_makes_no_progress() -> None:
