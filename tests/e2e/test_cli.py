@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 
-import pytest
-
 from tests.e2e.cli import Live, tasks
-from tests.support.processes import Stack, free_port, wait_until
+from tests.support.amqp import amqp_client
+from tests.support.processes import Stack, eventually, free_port, wait_until
 
 FINAL = {"completed", "error"}
 OPS, VIEWER = "s3cret-ops", "s3cret-viewer"
@@ -225,10 +225,6 @@ def test_watch_resumes_where_it_was_when_the_api_comes_back(stack: Stack) -> Non
         watch.close()
 
 
-WAITING = "the endpoint is being built on another branch; remove this mark when it lands"
-
-
-@pytest.mark.xfail(strict=True, reason=f"POST /maintenance/prune: {WAITING}")
 def test_prune_deletes_finished_tasks_after_a_dry_run_counts_them(stack: Stack) -> None:
     stack.api()
     stack.worker(TASKS_FAILURE_RATE="0")
@@ -243,15 +239,14 @@ def test_prune_deletes_finished_tasks_after_a_dry_run_counts_them(stack: Stack) 
     assert (pruned.returncode, pruned.stderr) == (0, "")
     assert pruned.stdout.splitlines()[-1].startswith("deleted 3 finished tasks")
     assert tasks(stack, "list").stdout == "no tasks\n"
+    unset = tasks(stack, "prune")  # no --older-than, and no TASKS_RETENTION_DAYS on the API
+    assert (unset.returncode, unset.stdout) == (2, "")
+    assert unset.stderr == "tasks: older_than_days is required: TASKS_RETENTION_DAYS is not " \
+        "set: say how old with --older-than DAYS\n"
 
 
-@pytest.mark.xfail(strict=True, reason=f"GET /dead-letters: {WAITING}")
 async def test_dead_letters_shows_the_reason_and_replay_sends_them_back(
         stack: Stack, rabbitmq_url: str) -> None:
-    import asyncio
-
-    from tests.support.amqp import amqp_client
-
     stack.api()
     async with amqp_client(rabbitmq_url) as amqp:
         await amqp.publish(b"not json", message_id="bad-1")
@@ -259,16 +254,21 @@ async def test_dead_letters_shows_the_reason_and_replay_sends_them_back(
         async def dead_lettered() -> bool:
             return await amqp.count("tasks.create.dlq") == 1
 
-        deadline = time.monotonic() + 30
-        while not await dead_lettered():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+        await eventually(dead_lettered, 30, "the message to be dead-lettered")
     shown = await asyncio.to_thread(tasks, stack, "dead-letters")
     assert (shown.returncode, shown.stderr) == (0, "")
     lines = shown.stdout.splitlines()
-    assert lines[1].split() == ["tasks.create.dlq", "1"]
-    assert any(line.startswith("tasks.create.dlq  bad-1") for line in lines[4:])
+    assert lines[:3] == ["QUEUE               MESSAGES", "tasks.create.dlq           1",
+                         "tasks.dispatch.dlq         0"]
+    assert lines[4] == "Messages (all)"
+    assert lines[5].split() == ["QUEUE", "MESSAGE", "ID", "AGE", "REASON", "BODY"]
+    row = lines[6]
+    assert row.startswith("tasks.create.dlq  bad-1") and "JSON is malformed" in row
+    assert row.endswith("  not json")
     replayed = await asyncio.to_thread(tasks, stack, "dead-letters", "--replay")
     assert (replayed.returncode, replayed.stderr) == (0, "")
-    assert replayed.stdout.startswith("replayed 1 message\n")
+    lines = replayed.stdout.splitlines()
+    assert lines[0] == "replayed 1 message"
+    assert lines[2].split()[:3] == ["tasks.create.dlq", "bad-1", "replayed:"]
+    assert lines[-3].split() == ["QUEUE", "MESSAGES"]
 
