@@ -119,8 +119,8 @@ def test_submit_wait_exits_1_when_the_task_fails_and_a_retry_runs_it_again(
 
 def test_watch_prints_each_change_while_it_happens(stack: Stack) -> None:
     stack.api()
-    stack.worker(TASKS_FAILURE_RATE="0", TASKS_PROCESSING_MIN_SECONDS="2",
-                 TASKS_PROCESSING_MAX_SECONDS="2")
+    stack.worker(TASKS_FAILURE_RATE="0", TASKS_PROCESSING_MIN_SECONDS="4",
+                 TASKS_PROCESSING_MAX_SECONDS="4")  # room for a busy machine's delays
     task_id = submitted(stack, "slow enough to watch")
     watch = Live(stack, "watch", task_id)
     try:
