@@ -12,3 +12,7 @@ DEAD_LETTERS = {CREATE: CREATE_DLQ, DISPATCH: DISPATCH_DLQ}
 
 #: Header naming why the service dead-lettered a message.
 REASON_HEADER = "x-tasks-reject-reason"
+#: Header saying when (ISO 8601, UTC) the service dead-lettered a message.
+DEAD_LETTERED_AT = "x-tasks-dead-lettered-at"
+#: Where a dead letter goes back to when replayed.
+ORIGINS = {CREATE_DLQ: CREATE, DISPATCH_DLQ: DISPATCH}

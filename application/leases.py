@@ -8,32 +8,38 @@ import structlog
 
 from application.model import Dispatch
 from application.ports import Clock, DispatchSignal, UnitOfWorkFactory
+from application.stops import StopRequests
 from domain.task import TaskStatus, Transition
 
 log = structlog.get_logger(__name__)
 
 
 class RenewLeases:
-    """One statement renews every lease the worker holds, however many tasks are in flight."""
+    """One statement renews every lease the worker holds, however many tasks are in flight.
+    A cancel asked for one of them reaches its worker here too, should the notification have
+    been missed."""
 
-    def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, worker_id: str, lease: timedelta
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, worker_id: str, lease: timedelta,
+                 stops: StopRequests) -> None:
         self._uow = uow
         self._clock = clock
         self._worker = worker_id
         self._lease = lease
+        self._stops = stops
 
     async def __call__(self) -> int:
         async with self._uow() as uow:
             renewed = await uow.tasks.renew_leases(self._worker, self._clock.now() + self._lease)
             await uow.commit()
-        return renewed
+        for claim in renewed.cancelled:
+            self._stops.request(claim)
+        return renewed.count
 
 
 class RecoverExpiredLeases:
     """Tasks whose lease ran out go back to `new` and are dispatched again, or end in `error`
-    after `max_attempts`. Safe to run from every worker at once: rows are locked and skipped.
+    after `max_attempts`, or end cancelled if an operator had asked for it. Safe to run from
+    every worker at once: rows are locked and skipped.
     """
 
     def __init__(
@@ -60,9 +66,12 @@ class RecoverExpiredLeases:
             for task, after in pairs:
                 if task.id not in written:
                     continue
+                cancel = task.cancel_request
                 transitions.append(
                     Transition.between(task, after, worker=task.lease_owner,
-                                       reason=after.error or "lease expired")
+                                       reason=cancel.reason if cancel else
+                                       after.error or "lease expired",
+                                       actor=cancel.actor if cancel else None)
                 )
                 if after.status is TaskStatus.NEW:
                     dispatches.append(Dispatch(after.id, after.attempts + 1))

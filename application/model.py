@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from domain.errors import InvalidInput
-from domain.task import Task, TaskSource, TaskStatus
+from domain.task import Task, TaskSource, TaskStatus, Transition
 
 
 class NewTaskRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,3 +80,24 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
 class Page(msgspec.Struct, frozen=True):
     items: list[Task]
     next_cursor: str | None
+
+
+#: A position in the history feed: (transaction, row), ordered as the feed delivers events.
+EventId = tuple[int, int]
+ORIGIN: EventId = (0, 0)
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One status change as the feed delivers it, with the task right after the change."""
+
+    id: EventId
+    transition: Transition
+    task: Task
+
+
+class Renewed(msgspec.Struct, frozen=True):
+    """What a lease renewal found: how many claims it renewed, and which of them an operator
+    asked to cancel (task id, attempt)."""
+
+    count: int
+    cancelled: frozenset[tuple[uuid.UUID, int]] = frozenset()

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
-from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from application.model import (
+    Dispatch,
+    Event,
+    EventId,
+    ListQuery,
+    NewTaskRequest,
+    Renewed,
+    Stored,
+)
 from domain.task import Task, Transition
+
+if TYPE_CHECKING:
+    from application.stats import Counts
 
 
 class TaskRepository(Protocol):
@@ -53,11 +64,24 @@ class TaskRepository(Protocol):
         """In-progress tasks whose lease ran out, locked so that concurrent sweeps skip them."""
         ...
 
-    async def renew_leases(self, worker: str, until: datetime) -> int:
+    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
         """Push the lease of every task `worker` holds out to `until`."""
         ...
 
     async def record(self, transitions: Sequence[Transition]) -> None: ...
+
+    async def count_prunable(self, cutoff: datetime) -> int:
+        """Finished tasks that finished before `cutoff`."""
+        ...
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        """Delete up to `limit` of them, oldest first, with their history, skipping rows in
+        use; None (nothing deleted) when another pruner is at work."""
+        ...
+
+    async def counts(self) -> Counts:
+        """Kept by the changes themselves: as cheap at ten million tasks as at ten."""
+        ...
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         """Oldest first."""
@@ -141,6 +165,30 @@ class Delivery(Protocol):
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
 
+
+
+class EventLog(Protocol):
+    """The history as a feed. Positions only move forward, and a read never skips an event:
+    an event becomes readable only once no event before it can still be committed."""
+
+    async def latest(self) -> EventId:
+        """The position of the newest readable event (ORIGIN when there is none)."""
+        ...
+
+    async def read(self, after: EventId, until: EventId, limit: int,
+                   task_id: uuid.UUID | None = None) -> list[Event]:
+        """Readable events in (after, until], oldest first, at most `limit` (one task's only,
+        with `task_id`)."""
+        ...
+
+    async def read_last(self, task_id: uuid.UUID) -> Event | None:
+        """The task's newest readable event."""
+        ...
+
+    def changes(self) -> AsyncIterator[None]:
+        """Yields whenever new events may have become readable (by any process), and after a
+        lost connection, when events may have been missed."""
+        ...
 
 
 class Processor(Protocol):

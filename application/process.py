@@ -11,10 +11,18 @@ from datetime import timedelta
 import structlog
 
 from application.ports import Clock, Processor, UnitOfWork
+from application.stops import StopRequests
 from application.transactions import Transactions
+from application.until import until_set
 from domain.task import Task, TaskStatus, Transition
 
 log = structlog.get_logger(__name__)
+
+
+class Stopped(enum.Enum):
+    """What the work gives instead of a verdict when an operator's cancel stopped it."""
+
+    BY_OPERATOR = "by_operator"
 
 
 class Outcome(enum.StrEnum):
@@ -26,8 +34,9 @@ class Outcome(enum.StrEnum):
 
 class ProcessTask:
     """A task is finished at most once: claim and finish only succeed from the status they
-    expect, and the finish only while this worker still holds the claim. Stopped while working
-    (shutdown), the worker hands the task back to `new` without using up an attempt."""
+    expect, and the finish only while this worker still holds the claim. An operator's cancel
+    stops the work and ends the task cancelled; stopped by a shutdown instead, the worker hands
+    the task back to `new` without using up an attempt."""
 
     def __init__(
         self,
@@ -36,12 +45,14 @@ class ProcessTask:
         clock: Clock,
         worker_id: str,
         lease: timedelta,
+        stops: StopRequests,
     ) -> None:
         self._transactions = transactions
         self._processor = processor
         self._clock = clock
         self._worker = worker_id
         self._lease = lease
+        self._stops = stops
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
         claimed = await self._transactions.run_or_undo(self._hand_back, self._claim, task_id)
@@ -49,17 +60,21 @@ class ProcessTask:
             return claimed
         log.info("task_claimed", task_id=str(task_id), attempt=claimed.attempts)
         started = time.monotonic()
-        error = await self._work(claimed)
-        finished = await self._transactions.run(self._finish, claimed, error)
+        with self._stops.watching((claimed.id, claimed.attempts)) as stop:
+            error = await self._work(claimed, stop)
+        if error is Stopped.BY_OPERATOR:
+            done = await self._transactions.run(self._stop, claimed)
+        else:
+            done = await self._transactions.run(self._finish, claimed, error)
         log.info(
-            "task_finished" if finished else "task_result_dropped",
+            "task_finished" if done else "task_result_dropped",
             task_id=str(task_id),
-            outcome="error" if error else "completed",
-            **({"error": error} if error else {}),
+            outcome=done.status if done else "dropped",
+            **({"error": done.error} if done and done.error else {}),
             duration_s=round(time.monotonic() - started, 3),
             attempt=claimed.attempts,
         )
-        return Outcome.FINISHED if finished else Outcome.LOST
+        return Outcome.FINISHED if done else Outcome.LOST
 
     async def _claim(self, uow: UnitOfWork, task_id: uuid.UUID) -> Task | Outcome:
         async with uow:
@@ -77,10 +92,11 @@ class ProcessTask:
             await uow.commit()
         return claimed
 
-    async def _work(self, claimed: Task) -> str | None:
-        """The processor's verdict: None for success, else why it failed."""
+    async def _work(self, claimed: Task, stop: asyncio.Event) -> str | Stopped | None:
+        """The processor's verdict: None for success, else why it failed; or Stopped when an
+        operator's cancel came first."""
         try:
-            return await self._processor.process(claimed)
+            return await until_set(self._processor.process(claimed), stop, Stopped.BY_OPERATOR)
         except asyncio.CancelledError:
             await self._hand_back(claimed)
             raise
@@ -88,25 +104,50 @@ class ProcessTask:
             log.exception("processor_crashed", task_id=str(claimed.id))
             return f"processor crashed: {type(exc).__name__}"
 
-    async def _finish(self, uow: UnitOfWork, claimed: Task, error: str | None) -> bool:
+    async def _finish(self, uow: UnitOfWork, claimed: Task, error: str | None) -> Task | None:
         now = self._clock.now()
         done = claimed.fail(now=now, reason=error) if error else claimed.complete(now=now)
         async with uow:
             if not await uow.tasks.compare_and_set(claimed, done):
-                return False  # the lease expired and the task was taken back meanwhile
+                return None  # the lease expired and the task was taken back meanwhile
             await uow.tasks.record([Transition.between(claimed, done, worker=self._worker)])
             await uow.commit()
-        return True
+        return done
+
+    async def _stop(self, uow: UnitOfWork, claimed: Task) -> Task | None:
+        """Ends the task as its cancel request says (who asked, and why)."""
+        async with uow:
+            current = await uow.tasks.get(claimed.id)
+            if current is None or current.cancel_request is None:
+                return None
+            done = current.stop(now=self._clock.now())
+            if not await uow.tasks.compare_and_set(claimed, done):
+                return None
+            request = current.cancel_request
+            await uow.tasks.record([Transition.between(
+                current, done, worker=self._worker, actor=request.actor, reason=request.reason)])
+            await uow.commit()
+        return done
 
     async def _hand_back(self, claimed: Task | Outcome) -> None:
         if isinstance(claimed, Task):
             await self._transactions.run(self._release, claimed)
 
     async def _release(self, uow: UnitOfWork, claimed: Task) -> None:
-        back = claimed.release(now=self._clock.now(), count_attempt=False)
+        """Back to `new` for another worker; or, if an operator asked to cancel it meanwhile,
+        ended cancelled rather than run again."""
         async with uow:
+            current = await uow.tasks.get(claimed.id)
+            request = current.cancel_request if current is not None else None
+            if current is not None and request is not None:
+                back = current.stop(now=self._clock.now())
+                step = Transition.between(current, back, worker=self._worker,
+                                          actor=request.actor, reason=request.reason)
+            else:
+                back = claimed.release(now=self._clock.now(), count_attempt=False)
+                step = Transition.between(claimed, back, worker=self._worker,
+                                          reason="handed back on shutdown")
             if await uow.tasks.compare_and_set(claimed, back):
-                await uow.tasks.record([Transition.between(
-                    claimed, back, worker=self._worker, reason="handed back on shutdown")])
+                await uow.tasks.record([step])
                 await uow.commit()
-                log.info("task_handed_back", task_id=str(claimed.id))
+                log.info("task_handed_back", task_id=str(claimed.id), to=back.status)

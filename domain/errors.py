@@ -9,7 +9,7 @@ class InvalidTransition(DomainError):
     """The task is not in a status from which this change is allowed."""
 
     def __init__(self, task_id: object, current: str, wanted: str) -> None:
-        super().__init__(f"task {task_id} cannot go from {current!r} to {wanted!r}")
+        super().__init__(f"task {task_id} is {current} and cannot go to {wanted}")
         self.current = current
         self.wanted = wanted
 

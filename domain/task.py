@@ -36,8 +36,29 @@ ALLOWED: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
         (TaskStatus.IN_PROGRESS, TaskStatus.ERROR),
         # a claim that expired or was handed back on shutdown goes back to the queue
         (TaskStatus.IN_PROGRESS, TaskStatus.NEW),
+        # an operator retries a failed task
+        (TaskStatus.ERROR, TaskStatus.NEW),
+        # an operator cancels a task that no worker has taken yet
+        (TaskStatus.NEW, TaskStatus.ERROR),
     }
 )
+
+#: Every error text of a cancelled task starts with this.
+CANCELLED = "cancelled"
+
+
+class CancelRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator asked to cancel a running task; its worker (or recovery) ends it."""
+
+    at: datetime
+    actor: str | None = None
+    reason: str | None = None
+
+    def error(self) -> str:
+        """`cancelled`, then who asked and why when known: "cancelled by ops: duplicate"."""
+        by = f" by {self.actor}" if self.actor else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"{CANCELLED}{by}{why}"
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +76,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    cancel_request: CancelRequest | None = None
 
     @classmethod
     def create(
@@ -103,6 +125,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             updated_at=now,
             lease_owner=None,
             lease_expires_at=None,
+            cancel_request=None,
         )
 
     def fail(self, *, now: datetime, reason: str) -> Task:
@@ -113,6 +136,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             updated_at=now,
             lease_owner=None,
             lease_expires_at=None,
+            cancel_request=None,
         )
 
     def release(self, *, now: datetime, count_attempt: bool = True) -> Task:
@@ -126,8 +150,38 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             lease_expires_at=None,
         )
 
+    def retry(self, *, now: datetime) -> Task:
+        """A failed task goes back to `new`; `attempts` keeps counting."""
+        if self.status is not TaskStatus.ERROR:
+            raise InvalidTransition(self.id, self.status, TaskStatus.NEW)
+        return self._move(
+            TaskStatus.NEW,
+            error=None,
+            started_at=None,
+            finished_at=None,
+            updated_at=now,
+            cancel_request=None,
+        )
+
+    def cancel(self, *, now: datetime, actor: str | None, reason: str | None) -> Task:
+        """A `new` task ends in `error` at once; a running one keeps running with a request
+        that its worker (or recovery, if that worker is gone) turns into `error` by `stop`."""
+        request = CancelRequest(at=now, actor=actor, reason=reason)
+        if self.status is TaskStatus.IN_PROGRESS:
+            return msgspec.structs.replace(self, cancel_request=request, updated_at=now)
+        return self.fail(now=now, reason=request.error())
+
+    def stop(self, *, now: datetime) -> Task:
+        """Ends a running task whose cancel was requested."""
+        if self.cancel_request is None:
+            raise InvalidTransition(self.id, self.status, TaskStatus.ERROR)
+        return self.fail(now=now, reason=self.cancel_request.error())
+
     def expire(self, *, now: datetime, max_attempts: int) -> Task:
-        """The lease ran out (the worker died): retry, or give up after `max_attempts`."""
+        """The lease ran out (the worker died): retry, or give up after `max_attempts`; a task
+        whose cancel was requested is not run again but ends cancelled."""
+        if self.cancel_request is not None:
+            return self.stop(now=now)
         if self.attempts >= max_attempts:
             return self.fail(
                 now=now,
@@ -137,7 +191,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
-    """One recorded status change of a task (`from_status` is None at creation)."""
+    """One recorded status change of a task (`from_status` is None at creation), with who made
+    it and the task's changing fields after it (`error`, `started_at`)."""
 
     task_id: uuid.UUID
     from_status: TaskStatus | None
@@ -146,10 +201,14 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     worker: str | None = None
     reason: str | None = None
+    actor: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
 
     @classmethod
     def between(
-        cls, old: Task | None, new: Task, *, worker: str | None = None, reason: str | None = None
+        cls, old: Task | None, new: Task, *, worker: str | None = None,
+        reason: str | None = None, actor: str | None = None,
     ) -> Transition:
         return cls(
             task_id=new.id,
@@ -159,4 +218,15 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
             attempt=new.attempts,
             worker=worker,
             reason=reason if reason is not None else new.error,
+            actor=actor,
+            error=new.error,
+            started_at=new.started_at,
         )
+
+    def applied_to(self, task: Task) -> Task:
+        """`task` (any later version of it) as it was right after this change."""
+        return msgspec.structs.replace(
+            task, status=self.to_status, attempts=self.attempt, error=self.error,
+            updated_at=self.at, started_at=self.started_at,
+            finished_at=self.at if self.to_status.is_final else None,
+            lease_owner=None, lease_expires_at=None, cancel_request=None)

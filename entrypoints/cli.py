@@ -1,21 +1,24 @@
-"""The `tasks` command: migrate, api, worker, dev."""
+"""The `tasks` command: run the service (migrate, api, worker, dev) or talk to a running one."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import structlog
+from entrypoints.client import parser as client
 
-from entrypoints.settings import Settings, SettingsError, load_settings
-
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from entrypoints.settings import Settings
 
 
 def cmd_migrate(settings: Settings) -> int:
+    import asyncio  # imported here, like structlog: the client commands start without them
+
+    import structlog
+
     from adapters.diagnosis import ConnectionFailed
     from adapters.postgres.migrate import migrate
 
@@ -24,11 +27,14 @@ def cmd_migrate(settings: Settings) -> int:
     except ConnectionFailed as exc:  # one line naming the setting and the fix; no traceback
         print(f"tasks: {exc}", file=sys.stderr)
         return 2
-    log.info("migrations_done", applied=applied or "none (up to date)")
+    structlog.get_logger(__name__).info("migrations_done",
+                                        applied=applied or "none (up to date)")
     return 0
 
 
 def cmd_worker(settings: Settings) -> int:
+    import asyncio
+
     from entrypoints.container import build_container
     from entrypoints.lifecycle import Roles, running
 
@@ -49,13 +55,15 @@ def cmd_serve(settings: Settings, *, intake: bool, worker: bool, in_memory: bool
     from entrypoints.http.serve import build_app, serve
     from entrypoints.lifecycle import Roles
 
-    app = functools.partial(build_app, settings, Roles(intake=intake, worker=worker), in_memory)
+    roles = Roles(intake=intake, worker=worker, streams=True)
+    app = functools.partial(build_app, settings, roles, in_memory)
     return 0 if serve(settings, app, 1 if in_memory else settings.http_workers) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tasks", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    client.add_connection_options(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="apply SQL migrations (idempotent)")
     api = sub.add_parser("api", help="serve the HTTP API (and the AMQP intake)")
     api.add_argument("--no-intake", action="store_true",
@@ -63,7 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="process dispatched tasks")
     sub.add_parser("dev", help="API + worker in one process on in-memory adapters "
                    "(no PostgreSQL, no RabbitMQ, no AMQP intake)")
+    client.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in client.COMMANDS:
+        return client.run(args)
+    if args.url or args.api_key or args.json:
+        parser.error("--url, --api-key and --json are options of the client commands")
+
+    from entrypoints.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

@@ -15,17 +15,28 @@ from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.deadletters import InMemoryDeadLetters
+from adapters.memory.events import InMemoryEventLog
+from adapters.postgres.events import PostgresEventLog
+from adapters.postgres.listener import PostgresListener
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.broker import RabbitMQ
+from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
+from application.deadletters import ListDeadLetters, ReplayDeadLetters
 from application.health import CheckReadiness
 from application.leases import RecoverExpiredLeases, RenewLeases
+from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.retention import PruneTasks
+from application.stats import GetCounts, Throughput
+from application.stops import StopRequests
 from application.transactions import Transactions
+from application.watch import WatchTasks
 from entrypoints.settings import Settings
 
 
@@ -82,21 +93,36 @@ class Container(containers.DeclarativeContainer):
     #: creates wait on round trips, not on CPU: their transactions go pipelined
     uow_pipelined = providers.Factory(PostgresUnitOfWork, pool, pipeline=True)
     probes = providers.List(providers.Singleton(PostgresProbe, pool), broker)
+    #: one LISTEN connection per process: the event feed (API) and cancels (worker)
+    listener = providers.Singleton(PostgresListener, settings.provided.database_url)
+    event_log = providers.Singleton(PostgresEventLog, pool, listener)
+    watch = providers.Singleton(WatchTasks, event_log)
+    stops = providers.Singleton(StopRequests)
 
     #: creates fail fast in an outage (the client gets a 503); the worker waits it out
     create_transactions = providers.Singleton(Transactions, uow_pipelined.provider)
     worker_transactions = providers.Singleton(
         Transactions, uow.provider, wait_out_outages=True)
+    operator_transactions = providers.Singleton(Transactions, uow.provider)
     create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal)
+    retry_task = providers.Singleton(RetryTask, operator_transactions, clock, signal)
+    cancel_task = providers.Singleton(CancelTask, operator_transactions, clock)
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
+    get_counts = providers.Singleton(GetCounts, uow.provider, clock)
+    prune_tasks = providers.Singleton(PruneTasks, uow.provider, clock)
+    dead_letter_queues = providers.Singleton(RabbitDeadLetters, broker)
+    list_dead_letters = providers.Singleton(ListDeadLetters, dead_letter_queues)
+    replay_dead_letters = providers.Singleton(
+        ReplayDeadLetters, dead_letter_queues, uow.provider)
+    throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     relay = providers.Singleton(RelayDispatches, uow.provider, broker)
     process_task = providers.Singleton(
-        ProcessTask, worker_transactions, processor, clock, worker_id, lease
+        ProcessTask, worker_transactions, processor, clock, worker_id, lease, stops
     )
-    renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease)
+    renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease, stops)
     recover = providers.Singleton(
         RecoverExpiredLeases, uow.provider, clock, signal, settings.provided.max_attempts
     )
@@ -117,6 +143,10 @@ def use_memory(container: Container) -> InMemoryBroker:
     container.broker_open.override(providers.Object(None))
     container.pool_open.override(providers.Object(None))
     container.probes.override(providers.Object([store, broker]))
+    container.event_log.override(providers.Singleton(InMemoryEventLog, store))
+    container.dead_letter_queues.override(providers.Singleton(InMemoryDeadLetters, broker))
+    container.listener.override(providers.Object(None))  # the store tells its hooks itself
+    store.on_cancel.append(container.stops().request)
     return broker
 
 

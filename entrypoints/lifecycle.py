@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
+from adapters.postgres.events import hear_cancels
 from adapters.queues import CREATE, DISPATCH
 from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.inflight import Inflight
@@ -17,6 +20,11 @@ from entrypoints.readiness import report_readiness
 from entrypoints.worker import dispatch_handler
 
 log = structlog.get_logger(__name__)
+#: How often the API samples the totals for the dashboard's throughput chart (seconds).
+THROUGHPUT_EVERY = 5.0
+#: How often workers prune finished tasks past TASKS_RETENTION_DAYS, at most (seconds); a
+#: tenth of the retention period when that is shorter.
+PRUNE_EVERY = 600.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class Roles:
 
     intake: bool = False  # consume `tasks.create`
     worker: bool = False  # consume dispatches, renew this process's leases, recover others'
+    streams: bool = False  # feed event streams (the process serves HTTP)
 
 
 @contextlib.asynccontextmanager
@@ -47,12 +56,27 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         loops.start(relay_loop(container.relay(), container.signal(),
                                settings.relay_interval_seconds), "relay")
         loops.start(report_readiness(container.readiness()), "readiness")
+        if roles.streams:
+            loops.start(container.watch().run(), "watch")
+            loops.start(every("throughput", THROUGHPUT_EVERY, container.throughput().sample),
+                        "throughput")
+        listener = container.listener()
+        if listener is not None:  # None on in-memory adapters: the store tells its hooks
+            if roles.worker:
+                hear_cancels(listener, container.stops())
+            loops.start(listener.run(), "listener")
         consumers: list[tuple[str, int, Inflight]] = []
         if roles.worker:
             loops.start(every("lease_renewal", settings.lease_renew_seconds,
                               container.renew_leases()), "renew")
             loops.start(every("recovery", settings.recovery_interval_seconds,
                               container.recover(), first_delay=1.0), "recovery")
+            if settings.retention_days is not None:
+                keep = timedelta(days=settings.retention_days)
+                often = min(PRUNE_EVERY, max(1.0, keep.total_seconds() / 10))
+                loops.start(every("retention", often,
+                                  functools.partial(container.prune_tasks().until_done, keep),
+                                  first_delay=min(often, 30.0)), "retention")
             work = Inflight("worker", grace)
             await broker.consume(DISPATCH, settings.worker_concurrency,
                                  work.track(dispatch_handler(container.process_task())))

@@ -30,10 +30,13 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
 #: Titles for the HTTP-level refusals Litestar raises itself (routing, body size, parsing).
 HTTP_TITLES: dict[int, str] = {
     400: "Invalid request",
+    401: "Authentication required",
+    403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
     413: "Request body too large",
     415: "Unsupported media type",
+    429: "Too many requests",
 }
 
 

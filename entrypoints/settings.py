@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 import msgspec
 
 from adapters.diagnosis import scrub
+from entrypoints.keys import ApiKey, parse_api_keys
 
 DAY = 86_400.0
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
@@ -41,8 +42,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     random_seed: int | None = None
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    api_keys: str | None = None
+    retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    rate_limit_per_second: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
     def __post_init__(self) -> None:
+        if self.api_keys:
+            try:
+                parse_api_keys(self.api_keys)
+            except ValueError as exc:  # never echo the value: it holds secrets
+                raise ValueError(f"TASKS_API_KEYS: {exc}") from None
         if self.processing_min_seconds > self.processing_max_seconds:
             raise ValueError(
                 "TASKS_PROCESSING_MIN_SECONDS must not exceed TASKS_PROCESSING_MAX_SECONDS "
@@ -56,6 +65,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"({self.lease_renew_seconds} >= {self.lease_seconds}), or leases expire "
                 "before they are renewed; leave it unset to renew every third of the lease"
             )
+
+
+    def keys(self) -> tuple[ApiKey, ...]:
+        """The API keys; empty when authentication is off."""
+        return parse_api_keys(self.api_keys) if self.api_keys else ()
 
 
 class SettingsError(Exception):
@@ -100,9 +114,9 @@ def _convert(name: str, hint: Any, value: str) -> Any:
 
 def _plain(message: str) -> str:
     """msgspec's "Expected `int`, got `str`" / "Expected `float` <= 86400.0" in words."""
-    if re.match(r"Expected `(int|int \| null)`, got", message):
+    if re.match(r"Expected `int( \| null)?`, got", message):
         return "must be a whole number"
-    if message.startswith("Expected `float`, got"):
+    if re.match(r"Expected `float( \| null)?`, got", message):
         return "must be a number"
     bound = re.match(r"Expected `[^`]+` (.+)$", message)
     return f"must be {bound[1]}" if bound else message

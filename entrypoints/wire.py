@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from application.model import NewTaskRequest, Page
+from application.model import Event, NewTaskRequest, Page
 from domain.errors import InvalidInput
 from domain.task import Task, TaskSource, TaskStatus, Transition
 
@@ -126,13 +126,45 @@ class TransitionOut(Wire):
     to_status: TaskStatus
     at: datetime
     attempt: int
-    worker: str | None
+    worker: Annotated[str | None, msgspec.Meta(description="The worker that made the change.")]
     reason: str | None
+    actor: Annotated[str | None, msgspec.Meta(
+        description="The API key's name when an operator made the change (null when "
+        "authentication is off or a worker made it).")]
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:
         return cls(from_status=t.from_status, to_status=t.to_status, at=t.at.astimezone(UTC),
-                   attempt=t.attempt, worker=t.worker, reason=t.reason)
+                   attempt=t.attempt, worker=t.worker, reason=t.reason, actor=t.actor)
+
+
+class EventOut(Wire):
+    """The `data` of one `transition` event of an event stream."""
+
+    task_id: uuid.UUID
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    at: datetime
+    attempt: int
+    worker: str | None
+    reason: str | None
+    actor: str | None
+    task: Annotated[TaskOut, msgspec.Meta(description="The task right after this change.")]
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        t = event.transition
+        return cls(task_id=t.task_id, from_status=t.from_status, to_status=t.to_status,
+                   at=t.at.astimezone(UTC), attempt=t.attempt, worker=t.worker,
+                   reason=t.reason, actor=t.actor, task=TaskOut.of(event.task))
+
+
+class ActionIn(Wire):
+    """The optional body of `POST /tasks/{id}/retry` and `/cancel`."""
+
+    reason: Annotated[str, msgspec.Meta(
+        max_length=1000, description="Why: kept in the task's history.",
+        extra_json_schema=NO_NUL)] | None = None
 
 
 class Problem(Wire, kw_only=True):

@@ -54,21 +54,48 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: renew_leases
 -- Locks in id order, like compare_and_set_many, so renewal never deadlocks with a batch.
+-- Returns the renewed tasks whose cancel was asked for (the worker may have missed the call).
 UPDATE tasks SET lease_expires_at = %(until)s
 WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = %(worker)s
              ORDER BY id FOR NO KEY UPDATE)
   AND status = 'in_progress' AND lease_owner = %(worker)s
-RETURNING id;
+RETURNING id, attempts, cancel_request IS NOT NULL AS cancel_requested;
 
 -- name: insert_history
-INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason)
+INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason, actor,
+                          error, started_at)
 SELECT * FROM json_to_recordset(%(rows)s::json)
     AS r (task_id uuid, from_status text, to_status text, at timestamptz, attempt int,
-          worker text, reason text);
+          worker text, reason text, actor text, error text, started_at timestamptz);
 
 -- name: select_history
-SELECT task_id, from_status, to_status, at, attempt, worker, reason
+SELECT task_id, from_status, to_status, at, attempt, worker, reason, actor, error, started_at
 FROM task_history WHERE task_id = %(task_id)s ORDER BY id;
+
+-- name: events_after
+-- The feed's read: history rows after position (tx, id), oldest first, each with its task.
+-- Only rows whose transaction is older than every transaction still running are returned
+-- (`tx < xmin` of a fresh snapshot): no row can commit later with a smaller (tx, id), so a
+-- reader that moves its position forward never skips one.
+SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
+       h.attempt, h.worker, h.reason, h.actor, h.error, h.started_at, {task_columns}
+FROM task_history h JOIN tasks t ON t.id = h.task_id
+WHERE (h.tx, h.id) > (%(tx)s::text::xid8, %(seq)s)
+  AND (h.tx, h.id) <= (%(until_tx)s::text::xid8, %(until_seq)s)
+  AND h.tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND {filters}
+ORDER BY h.tx, h.id
+LIMIT %(limit)s;
+
+-- name: events_latest
+-- The position of the newest row the feed may read (see events_after).
+SELECT tx::text::bigint AS tx, id AS seq FROM task_history
+WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx DESC, id DESC LIMIT 1;
+
+-- name: events_horizon
+-- Every transaction below this one has ended: the feed may read their rows.
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon;
 
 -- name: outbox_put
 INSERT INTO dispatch_outbox (task_id, attempt)
@@ -81,6 +108,45 @@ RETURNING task_id, attempt;
 
 -- name: ping
 SELECT 1;
+
+-- name: events_last
+-- One task's newest readable event (see events_after).
+SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
+       h.attempt, h.worker, h.reason, h.actor, h.error, h.started_at, {task_columns}
+FROM task_history h JOIN tasks t ON t.id = h.task_id
+WHERE h.task_id = %(task_id)s AND h.tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY h.tx DESC, h.id DESC
+LIMIT 1;
+
+-- name: select_counts
+-- Counters summed over their shards (see migration 0003), and the oldest wait in `new`.
+SELECT (SELECT coalesce(jsonb_object_agg(name, total), '{{}}') FROM
+            (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
+       (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;
+
+-- name: prune_batch
+-- Deletes up to `limit` finished tasks that finished before `cutoff`, oldest first, with their
+-- history, in one short transaction. Rows another transaction holds are skipped, never waited
+-- for; and only one pruner works at a time (the transaction-scoped advisory lock: a second
+-- one finds it taken and deletes nothing).
+WITH lock AS (SELECT pg_try_advisory_xact_lock(%(lock)s) AS mine),
+doomed AS (
+    SELECT id FROM tasks
+    WHERE status IN ('completed', 'error') AND finished_at < %(cutoff)s
+      AND (SELECT mine FROM lock)
+    ORDER BY finished_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), history AS (
+    DELETE FROM task_history WHERE task_id IN (SELECT id FROM doomed)
+), gone AS (
+    DELETE FROM tasks WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT mine FROM lock) AS locked, (SELECT count(*) FROM gone) AS deleted;
+
+-- name: prune_count
+SELECT count(*) AS matched FROM tasks
+WHERE status IN ('completed', 'error') AND finished_at < %(cutoff)s;
 
 -- name: schema_versions
 -- The migrations applied to this database (adapters/postgres/migrate.py writes the ledger).

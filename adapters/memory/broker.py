@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import structlog
 
-from adapters.queues import DEAD_LETTERS, DISPATCH, REASON_HEADER
+from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, DISPATCH, REASON_HEADER
 from application.model import Dispatch
 from application.ports import DeliveryHandler
 
@@ -43,7 +44,8 @@ class InMemoryDelivery:
         self.settled.set()
         self.broker.put(DEAD_LETTERS[self.queue], self.body, message_id=self.message_id,
                         correlation_id=self.correlation_id,
-                        headers={**self.headers, REASON_HEADER: reason})
+                        headers={**self.headers, REASON_HEADER: reason,
+                                 DEAD_LETTERED_AT: datetime.now(UTC).isoformat()})
 
     async def reply(self, body: bytes, content_type: str,
                     headers: Mapping[str, str] | None = None) -> None:

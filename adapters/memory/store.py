@@ -12,7 +12,8 @@ from typing import Self
 
 import msgspec
 
-from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.stats import Counts
 from domain.task import Task, TaskStatus, Transition
 
 
@@ -25,9 +26,14 @@ class InMemoryStore:
         self.tasks: dict[uuid.UUID, Task] = {}
         self.keys: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
         self.history: list[Transition] = []
+        #: the history as the event log reads it: (position, change), in commit order
+        self.feed: list[tuple[int, Transition]] = []
         self.outbox: list[Dispatch] = []
         self.lock = asyncio.Lock()
         self.commits = 0
+        #: told after each commit that recorded history, and of each cancel asked for a claim
+        self.on_history: list[Callable[[], None]] = []
+        self.on_cancel: list[Callable[[tuple[uuid.UUID, int]], None]] = []
 
     def unit_of_work(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
@@ -37,9 +43,11 @@ class InMemoryStore:
 
 
 class InMemoryTasks:
-    def __init__(self, store: InMemoryStore, undo: list[Callable[[], object]]) -> None:
+    def __init__(self, store: InMemoryStore, undo: list[Callable[[], object]],
+                 after_commit: list[Callable[[], None]]) -> None:
         self._s = store
         self._undo = undo
+        self._after_commit = after_commit
 
     async def add(self, task: Task, request: NewTaskRequest) -> Stored:
         return (await self.add_many([task], [request]))[0]
@@ -94,6 +102,10 @@ class InMemoryTasks:
             self._s.tasks[old.id] = new
             self._undo.append(functools.partial(self._s.tasks.__setitem__, old.id, current))
             written.add(old.id)
+            if new.cancel_request is not None and current.cancel_request is None:
+                claim = (new.id, new.attempts)
+                self._after_commit.extend(functools.partial(hook, claim)
+                                          for hook in self._s.on_cancel)
         return written
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
@@ -103,18 +115,58 @@ class InMemoryTasks:
             and t.lease_expires_at is not None and t.lease_expires_at < now
         ][:limit]
 
-    async def renew_leases(self, worker: str, until: datetime) -> int:
+    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
         held = [t for t in self._s.tasks.values()
                 if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker]
         for t in held:
             self._s.tasks[t.id] = msgspec.structs.replace(t, lease_expires_at=until)
         self._undo.append(lambda: self._s.tasks.update({t.id: t for t in held}))
-        return len(held)
+        return Renewed(len(held), frozenset(
+            (t.id, t.attempts) for t in held if t.cancel_request is not None))
 
     async def record(self, transitions: Sequence[Transition]) -> None:
-        size = len(self._s.history)
+        size, fed = len(self._s.history), len(self._s.feed)
+        last = self._s.feed[-1][0] if self._s.feed else 0
         self._s.history.extend(transitions)
+        self._s.feed.extend(enumerate(transitions, start=last + 1))
         self._undo.append(lambda: self._s.history.__delitem__(slice(size, None)))
+        self._undo.append(lambda: self._s.feed.__delitem__(slice(fed, None)))
+        if transitions:
+            self._after_commit.extend(self._s.on_history)
+
+    async def count_prunable(self, cutoff: datetime) -> int:
+        return len(self._prunable(cutoff))
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        doomed = set(self._prunable(cutoff)[:limit])
+        s = self._s
+        before = dict(s.tasks), dict(s.keys), list(s.history), list(s.feed)
+        s.tasks = {i: t for i, t in before[0].items() if i not in doomed}
+        s.keys = {k: v for k, v in before[1].items() if v[0] not in doomed}
+        s.history[:] = [h for h in before[2] if h.task_id not in doomed]
+        s.feed[:] = [(n, h) for n, h in before[3] if h.task_id not in doomed]
+
+        def undo() -> None:
+            s.tasks, s.keys = before[0], before[1]
+            s.history[:], s.feed[:] = before[2], before[3]
+
+        self._undo.append(undo)
+        return len(doomed)
+
+    def _prunable(self, cutoff: datetime) -> list[uuid.UUID]:
+        done = [t for t in self._s.tasks.values() if t.status.is_final
+                and t.finished_at is not None and t.finished_at < cutoff]
+        return [t.id for t in sorted(done, key=lambda t: t.finished_at or cutoff)]
+
+    async def counts(self) -> Counts:
+        waiting = [t.updated_at for t in self._s.tasks.values() if t.status is TaskStatus.NEW]
+        return Counts(
+            by_status={s: sum(t.status is s for t in self._s.tasks.values()) for s in TaskStatus},
+            oldest_new_at=min(waiting, default=None),
+            created=sum(h.from_status is None for h in self._s.history),
+            finished={s: sum(h.to_status is s and h.from_status is not s
+                             for h in self._s.history) for s in TaskStatus if s.is_final},
+        )
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         return [t for t in self._s.history if t.task_id == task_id]
@@ -148,7 +200,8 @@ class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
         self._undo: list[Callable[[], object]] = []
-        self.tasks = InMemoryTasks(store, self._undo)
+        self._after_commit: list[Callable[[], None]] = []
+        self.tasks = InMemoryTasks(store, self._undo, self._after_commit)
         self.outbox = InMemoryOutbox(store, self._undo)
         self.committed = False
 
@@ -168,9 +221,13 @@ class InMemoryUnitOfWork:
                     undo()
         finally:
             self._undo.clear()
+            self._after_commit.clear()
             self._store.lock.release()
 
     async def commit(self) -> None:
         self.committed = True
         self._undo.clear()
         self._store.commits += 1
+        told, self._after_commit[:] = list(self._after_commit), []
+        for tell in dict.fromkeys(told):  # once each, like one NOTIFY per transaction
+            tell()

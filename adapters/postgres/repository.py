@@ -15,19 +15,22 @@ from adapters.postgres.rows import (
     MUTABLE,
     TASK_COLUMNS,
     as_json,
+    counts_from,
     definitions,
     names,
     to_task,
     to_transition,
 )
 from adapters.postgres.statements import statement
-from application.model import Dispatch, ListQuery, NewTaskRequest, Stored
+from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.stats import Counts
 from domain.task import Task, Transition
 
 _KEYS = {"idempotency_key": "text", "fingerprint": "text"}
 _OLD = {f"old_{c}": TASK_COLUMNS[c] for c in COMPARED}
 _FRAGMENTS = {
     "columns": names(list(TASK_COLUMNS)),
+    "task_columns": names(list(TASK_COLUMNS), prefix="t"),
     "inserted": names([*TASK_COLUMNS, *_KEYS]),
     "insert_shape": definitions({**TASK_COLUMNS, **_KEYS}),
     "cas_shape": definitions({"id": "uuid", **_OLD, **{c: TASK_COLUMNS[c] for c in MUTABLE}}),
@@ -43,6 +46,8 @@ def _q(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
     return sql.SQL(statement(name, filters=where, **_FRAGMENTS).as_string(None))
 
 
+#: One pruner at a time, in every process of every replica (an advisory lock key).
+PRUNE_LOCK = 0x7072756E65  # "prune"
 _BY_STATUS = "status = ANY(%(statuses)s::text[])"
 _AFTER = "(created_at, id) < (%(after_created_at)s, %(after_id)s)"
 
@@ -139,14 +144,30 @@ class PostgresTasks:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
         return [to_task(row) for row in await cur.fetchall()]
 
-    async def renew_leases(self, worker: str, until: datetime) -> int:
+    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
         cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
-        return len(await cur.fetchall())  # not rowcount: unknown until a pipeline sync
+        rows = await cur.fetchall()  # not rowcount: unknown until a pipeline sync
+        return Renewed(len(rows), frozenset(
+            (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:
             return
         await self._conn.execute(_q("insert_history"), {"rows": as_json(transitions)})
+
+    async def count_prunable(self, cutoff: datetime) -> int:
+        row = await (await self._conn.execute(_q("prune_count"), {"cutoff": cutoff})).fetchone()
+        return int(row["matched"]) if row else 0
+
+    async def prune(self, cutoff: datetime, limit: int) -> int | None:
+        row = await (await self._conn.execute(_q("prune_batch"), {
+            "cutoff": cutoff, "limit": limit, "lock": PRUNE_LOCK})).fetchone()
+        return int(row["deleted"]) if row and row["locked"] else None
+
+    async def counts(self) -> Counts:
+        row = await (await self._conn.execute(_q("select_counts"))).fetchone()
+        assert row is not None
+        return counts_from(row["counts"], row["oldest_new_at"])
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from psycopg import sql
 
-from domain.task import Task, Transition
+from application.stats import Counts
+from domain.task import Task, TaskStatus, Transition
 
 #: Every column a Task is read from and written to, with its type in `json_to_recordset`.
 #: Adding a field to Task means one line here (and the migration that adds the column).
@@ -17,6 +19,7 @@ TASK_COLUMNS: dict[str, str] = {
     "status": "text", "attempts": "int", "error": "text", "source": "text",
     "created_at": "timestamptz", "updated_at": "timestamptz", "started_at": "timestamptz",
     "finished_at": "timestamptz", "lease_owner": "text", "lease_expires_at": "timestamptz",
+    "cancel_request": "jsonb",
 }
 #: Set once at creation; a compare-and-set writes every other column.
 IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at")
@@ -55,3 +58,19 @@ _encoder = msgspec.json.Encoder()
 def as_json(rows: Sequence[object]) -> str:
     """Rows for `json_to_recordset`: objects keyed by column name (structs by field name)."""
     return _encoder.encode(rows).decode()
+
+
+def counts_from(named: Mapping[str, int], oldest_new_at: datetime | None) -> Counts:
+    """`task_counts` rows (`status:new`, `created:api`, `finished:error`, …) as Counts."""
+    by_prefix: dict[str, dict[str, int]] = {}
+    for name, n in named.items():
+        kind, _, key = name.partition(":")
+        by_prefix.setdefault(kind, {})[key] = int(n)
+    statuses = by_prefix.get("status", {})
+    return Counts(
+        by_status={s: statuses.get(s.value, 0) for s in TaskStatus},
+        oldest_new_at=oldest_new_at if statuses.get("new") else None,
+        created=sum(by_prefix.get("created", {}).values()),
+        finished={s: by_prefix.get("finished", {}).get(s.value, 0)
+                  for s in TaskStatus if s.is_final},
+    )

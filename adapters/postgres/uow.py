@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +41,18 @@ def translate(exc: BaseException) -> BaseException | None:
     if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
         return InvalidInput(f"the database refused the value: {exc.diag.message_primary or exc}")
     return None
+
+
+@contextlib.asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """psycopg errors raised inside leave as the application's own (see translate)."""
+    try:
+        yield
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 class PostgresUnitOfWork:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
@@ -166,6 +166,19 @@ class RabbitMQ:
             await channel.default_exchange.publish(message, queue, timeout=self._timeout)
         except Exception as exc:
             raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[AbstractChannel]:
+        """A short-lived channel of the one connection (for the dead-letter tools)."""
+        connection = self._connection
+        if connection is None or not connection.connected.is_set():
+            raise ServiceUnavailable("broker unreachable")
+        channel = await connection.channel()
+        try:
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def check(self) -> None:
         """Health probe: connected (the robust connection reconnects on its own)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from adapters.queues import DEAD_LETTERS, REASON_HEADER
+from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, REASON_HEADER
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,8 @@ class RabbitDelivery:
         confirmed it is the original acknowledged (a crash in between leaves both: the copy
         and the redelivered original, never neither)."""
         properties: dict[str, Any] = {
-            "headers": {**self.headers, REASON_HEADER: reason},
+            "headers": {**self.headers, REASON_HEADER: reason,
+                        DEAD_LETTERED_AT: datetime.now(UTC).isoformat()},
             "message_id": self.message_id, "correlation_id": self.correlation_id,
             "content_type": self._message.content_type, "persistent": True,
         }

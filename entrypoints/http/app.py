@@ -14,9 +14,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
 
 from entrypoints.container import Container
+from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
+from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
+from entrypoints.http.events import ROUTES as EVENT_ROUTES
+from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
+from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.static import static_files, swagger_ui
+from entrypoints.http.stats import ROUTES as STATS_ROUTES
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -50,15 +56,30 @@ class JsonRequest(Request[Any, Any, Any]):
 
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
+    keys = settings.keys()
     return Litestar(
-        route_handlers=[*ROUTES, static_files()],
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, static_files()],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
             "history": _from(container.get_history),
             "list_all": _from(container.list_tasks),
             "readiness": _from(container.readiness),
+            "retry": _from(container.retry_task),
+            "cancel": _from(container.cancel_task),
+            "watch": _from(container.watch),
+            "stopping": _from(container.stopping),
+            "counts": _from(container.get_counts),
+            "throughput": _from(container.throughput),
+            "prune_tasks": _from(container.prune_tasks),
+            "settings": _from(container.settings),
+            "list_dead": _from(container.list_dead_letters),
+            "replay": _from(container.replay_dead_letters),
         },
+        guards=[make_guard(keys)],
+        middleware=[rate_limit(settings.rate_limit_per_second, keys)]
+        if settings.rate_limit_per_second else [],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,
@@ -74,6 +95,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
                 "`Allow`."
             ),
             path="/docs",
+            components=SECURITY_SCHEMES,
             render_plugins=[swagger_ui()],
             servers=[Server(url="/")],
             use_handler_docstrings=False,

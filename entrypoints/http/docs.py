@@ -8,14 +8,27 @@ running service: tests/e2e/test_openapi_conformance.py).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Annotated, Any
 
+import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from litestar.params import Parameter
 
 from entrypoints.wire import Problem
 
 PROBLEM = "application/problem+json"
+#: The `{task_id}` path parameter of every task operation.
+TaskId = Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")]
 RETRY_AFTER_SECONDS = 5
 
 
@@ -27,6 +40,10 @@ def problem(description: str) -> ResponseSpec:
 SERVER_ERROR = problem("Unexpected server error (never expected; reported with no internals).")
 COMMON = {
     400: problem("The request is malformed: bad parameter, header or body."),
+    401: problem("API keys are on (TASKS_API_KEYS) and none, or an unknown one, was sent."),
+    403: problem("The API key's scope is too small for this operation."),
+    429: problem("Over TASKS_RATE_LIMIT_PER_SECOND for this key (or address); retry after "
+                 "the `Retry-After` delay."),
     503: problem("PostgreSQL is not reachable right now; retry after the `Retry-After` delay."),
     500: SERVER_ERROR,
 }
@@ -52,18 +69,61 @@ RETRY_AFTER = OpenAPIHeader(
     description="Seconds to wait before trying again.", required=True,
     schema=HEADER_SCHEMAS["Retry-After"],
 )
+#: Headers every answer with this status carries.
+STATUS_HEADERS = {
+    "401": {"WWW-Authenticate": OpenAPIHeader(
+        description="`Bearer realm=\"tasks\"`.", required=True,
+        schema=Schema(type=OpenAPIType.STRING, pattern="^Bearer"))},
+    "429": {"Retry-After": RETRY_AFTER},
+    "503": {"Retry-After": RETRY_AFTER},
+}
 
 
 @dataclass
 class DocumentedOperation(Operation):
-    """An operation whose 503 answers carry `Retry-After`, and whose headers all have a schema."""
+    """An operation whose 401, 429 and 503 answers carry their headers (`WWW-Authenticate`,
+    `Retry-After`), whose headers all have a schema, and whose optional body is not required."""
 
     def __post_init__(self) -> None:
+        body = self.request_body
+        if isinstance(body, RequestBody) and _accepts_null(body):
+            body.required = False  # `data: X | None = None`: the body may be left out
         for code, response in (self.responses or {}).items():
             if not isinstance(response, OpenAPIResponse):
                 continue
-            if code == "503":
-                response.headers = {**(response.headers or {}), "Retry-After": RETRY_AFTER}
+            if code in STATUS_HEADERS:
+                response.headers = {**(response.headers or {}), **STATUS_HEADERS[code]}
             for name, header in (response.headers or {}).items():
                 if isinstance(header, OpenAPIHeader) and header.schema is None:
                     header.schema = HEADER_SCHEMAS.get(name, Schema(type=OpenAPIType.STRING))
+
+
+def _accepts_null(body: RequestBody) -> bool:
+    for media in (body.content or {}).values():
+        schema = media.schema
+        if isinstance(schema, Schema) and any(
+                isinstance(option, Schema) and option.type == OpenAPIType.NULL
+                for option in schema.one_of or ()):
+            return True
+    return False
+
+
+def inline_schema(kind: type) -> dict[str, Any]:
+    """msgspec's JSON Schema of `kind` with every `$ref` replaced by its definition, for a
+    place in the document that a `#/...` reference cannot point from (an SSE event's
+    `contentSchema`)."""
+    schema = msgspec.json.schema(kind)
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
+                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

@@ -14,6 +14,9 @@ from entrypoints.problems import HTTP_TITLES, problem_for
 from entrypoints.wire import Problem
 
 log = structlog.get_logger(__name__)
+#: Headers of Litestar's own refusals that the problem answer keeps.
+KEPT_HEADERS = frozenset({"allow", "www-authenticate", "ratelimit-policy", "ratelimit-limit",
+                          "ratelimit-remaining", "ratelimit-reset"})
 #: a 503 answers every request alike while an outage lasts: logged once per interval and reason
 _unavailable = Throttle(30.0)
 
@@ -28,8 +31,13 @@ def on_http_error(
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = "; ".join(_explain(e) if isinstance(e, dict) else str(e) for e in exc.extra)
+    if exc.status_code >= 500:  # Litestar's own failure (a dependency it could not resolve…)
+        log.error("request_failed", path=request.url.path, error=repr(exc),
+                  cause=repr(exc.__cause__ or exc.__context__))
     title = HTTP_TITLES.get(exc.status_code, "Request failed")
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in KEPT_HEADERS}
+    if exc.status_code == 429:  # Litestar's rate limiter says when, but not as Retry-After
+        headers["Retry-After"] = headers.get("RateLimit-Reset", "1")
     return _respond(
         Problem(title=title, status=exc.status_code, detail=str(detail or title),
                 instance=request.url.path),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from litestar import HttpMethod, Response, get, post, route
@@ -17,7 +16,9 @@ from application.model import Cursor, ListQuery
 from application.queries import GetHistory, GetTask, ListTasks
 from domain.errors import ServiceUnavailable
 from domain.task import TaskSource, TaskStatus
-from entrypoints.http.docs import SERVER_ERROR, DocumentedOperation, problem, responses
+from entrypoints.http.access import needs
+from entrypoints.http.docs import SERVER_ERROR, DocumentedOperation, TaskId, problem, responses
+from entrypoints.keys import Scope
 from entrypoints.wire import Readiness, TaskIn, TaskOut, TaskPage, TransitionOut
 
 LOCATION = ResponseHeader(name="Location", description="URL of the task: `/tasks/{id}`.",
@@ -26,7 +27,6 @@ REPLAYED = ResponseHeader(
     name="Idempotent-Replayed", documentation_only=True,
     description="`true` when an earlier request with the same Idempotency-Key made this task.",
 )
-TaskId = Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")]
 #: `additionalProperties: false` says in the document what msgspec's forbid_unknown_fields does.
 NewTask = Annotated[TaskIn, Body(schema_extra={"additionalProperties": False})]
 
@@ -35,7 +35,7 @@ NewTask = Annotated[TaskIn, Body(schema_extra={"additionalProperties": False})]
     "/tasks", status_code=201, tags=["tasks"], summary="Create a task",
     description="Stores the task as `new` and queues it for a worker, in one transaction. "
     "The body is read as JSON whatever its Content-Type; unknown fields are refused.",
-    operation_class=DocumentedOperation,
+    operation_class=DocumentedOperation, **needs(Scope.WRITE),
     response_headers=[LOCATION, REPLAYED],
     responses=responses(
         r409="The Idempotency-Key was already used with a different body.",
@@ -60,15 +60,16 @@ async def create_task(
 
 
 @get("/tasks/{task_id:uuid}", tags=["tasks"], summary="Get a task",
-     operation_class=DocumentedOperation,
+     operation_class=DocumentedOperation, **needs(Scope.READ),
      responses=responses(r404="No task has this id (or the id is not a UUID)."))
 async def get_task(task_id: TaskId, get_one: NamedDependency[GetTask]) -> TaskOut:
     return TaskOut.of(await get_one(task_id))
 
 
 @get("/tasks/{task_id:uuid}/history", tags=["tasks"], summary="Status history of a task",
-     description="Every status change, oldest first, with the worker and attempt.",
-     operation_class=DocumentedOperation,
+     description="Every status change, oldest first, with the worker or the operator "
+     "(`actor`) that made it.",
+     operation_class=DocumentedOperation, **needs(Scope.READ),
      responses=responses(r404="No task has this id (or the id is not a UUID)."))
 async def get_history(task_id: TaskId, history: NamedDependency[GetHistory]
                       ) -> list[TransitionOut]:
@@ -77,7 +78,7 @@ async def get_history(task_id: TaskId, history: NamedDependency[GetHistory]
 
 @get("/tasks", tags=["tasks"], summary="List tasks, newest first",
      description="Keyset pagination: follow `next_cursor` until it is null.",
-     operation_class=DocumentedOperation, responses=responses())
+     operation_class=DocumentedOperation, **needs(Scope.READ), responses=responses())
 async def list_tasks(
     list_all: NamedDependency[ListTasks],
     status: Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from application.model import Renewed
 from domain.task import Task, TaskStatus
 
 from .builders import NOW, claimed, fetch, new_task, replace, store, store_as
@@ -83,7 +84,7 @@ async def test_renewing_touches_only_that_workers_tasks_in_progress(uow: UowFact
         renewed = await u.tasks.renew_leases("worker-1", until)
         await u.commit()
 
-    assert renewed == 2
+    assert renewed == Renewed(2)
     for task in mine:
         got = await fetch(uow, task.id)
         assert got is not None
@@ -100,5 +101,5 @@ async def test_renewing_for_a_worker_that_holds_nothing_changes_nothing(uow: Uow
         renewed = await u.tasks.renew_leases("nobody", FUTURE)
         await u.commit()
 
-    assert renewed == 0
+    assert renewed == Renewed(0)
     assert await fetch(uow, held.id) == held

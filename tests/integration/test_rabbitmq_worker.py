@@ -22,6 +22,7 @@ from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSig
 from application.create import CreateTask
 from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
+from application.stops import StopRequests
 from application.transactions import Transactions
 from domain.task import Task, TaskStatus
 from entrypoints.inflight import Inflight
@@ -54,7 +55,7 @@ async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: 
     process = RecordedProcessTask(
         Transactions(lambda: PostgresUnitOfWork(pool), wait_out_outages=True),
         EmulatedProcessor(0, 0, failure_rate, random.Random(1234)),
-        SystemClock(), "worker-under-test", timedelta(seconds=30),
+        SystemClock(), "worker-under-test", timedelta(seconds=30), StopRequests(),
     )
     inflight = Inflight("worker", grace=5)
     inflight.draining = draining

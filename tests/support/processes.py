@@ -74,8 +74,8 @@ class Proc:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def close_log(self) -> None:
-        """Our handle on the log file (the file stays, for reading after the test)."""
+    def close(self) -> None:
+        """Release the log file (the process must have exited)."""
         self._log.close()
 
 
@@ -139,7 +139,7 @@ class Stack:
         for proc in self.procs:
             if proc.alive():
                 proc.kill()
-            proc.close_log()
+            proc.close()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log()[-4000:]}" for p in self.procs)

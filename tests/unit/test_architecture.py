@@ -106,6 +106,18 @@ def test_adapters_never_import_entrypoints() -> None:
     assert {m: b for m, b in bad.items() if b} == {}
 
 
+def test_the_command_line_client_imports_only_httpx_and_itself() -> None:
+    """It speaks HTTP to the service: nothing of the service's own layers, no drivers."""
+    allowed = frozenset({"httpx", "entrypoints"})
+    found = list(sources("entrypoints/client"))
+    assert len(found) >= 5
+    bad = {path: forbidden(src, pkg, allowed) for path, pkg, src in found}
+    inner = {path: {m for m in imported_modules(src, pkg) if m.startswith("entrypoints")
+                    and not m.startswith("entrypoints.client")} for path, pkg, src in found}
+    assert {m: b for m, b in bad.items() if b} == {}
+    assert {m: b for m, b in inner.items() if b} == {}
+
+
 # --- the checker itself can fail -------------------------------------------------------
 
 DOMAIN = frozenset({"msgspec", "domain"})

@@ -29,12 +29,16 @@ CONFIG = SchemathesisConfig.from_dict({
 
 
 def in_memory_app() -> Litestar:
-    container = build_container(Settings())
+    container = build_container(Settings(retention_days=365))  # a prune needs no age then
     use_memory(container)
     return create_app(container)
 
 
-schema = schemathesis.openapi.from_asgi("/docs/openapi.json", in_memory_app(), config=CONFIG)
+#: The event streams are left out here: without the feed's loop (no lifespan in this run) a
+#: stream never gets its events, and the whole-feed stream never ends by contract. The real-
+#: process run covers one task's stream; tests/e2e/test_event_streams.py covers both.
+schema = schemathesis.openapi.from_asgi("/docs/openapi.json", in_memory_app(),
+                                        config=CONFIG).exclude(tag="events")
 
 
 @schema.parametrize()

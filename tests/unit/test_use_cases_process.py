@@ -168,7 +168,7 @@ async def test_a_claim_waits_out_a_database_outage(world: World) -> None:
     task = await world.new_task()
     flaky = FlakyUnitOfWorkFactory(world.store, outages=1)
     process = ProcessTask(Transactions(flaky, wait_out_outages=True), FixedProcessor(None),
-                          world.clock, "w1", LEASE)
+                          world.clock, "w1", LEASE, world.stops)
     assert await process(task.id) is Outcome.FINISHED
     assert flaky.outages == 0
     assert world.task(task.id).status is S.COMPLETED

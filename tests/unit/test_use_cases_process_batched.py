@@ -63,7 +63,7 @@ def spied(world: World, processor: Processor, calls: list[list[uuid.UUID]],
           refuse: Callable[[Pairs], bool] = lambda pairs: False) -> ProcessTask:
     return ProcessTask(Transactions(lambda: SpyingUnitOfWork(world.store, calls, refuse),
                                     wait_out_outages=True),
-                       processor, world.clock, "w1", LEASE)
+                       processor, world.clock, "w1", LEASE, world.stops)
 
 
 def steps(world: World, task_id: uuid.UUID) -> list[tuple[object, ...]]:
@@ -125,7 +125,7 @@ async def test_a_batch_whose_commit_fails_with_an_outage_is_retried_whole_and_su
         return uow
 
     process = ProcessTask(Transactions(factory, wait_out_outages=True), FixedProcessor(None),
-                          world.clock, "w1", LEASE)
+                          world.clock, "w1", LEASE, world.stops)
     outcomes = await asyncio.gather(*(process(t.id) for t in tasks))
 
     assert outcomes == [Outcome.FINISHED] * len(tasks)
@@ -193,9 +193,9 @@ async def test_a_call_cancelled_while_its_claim_is_in_flight_hands_the_task_back
             self.tasks.get_many = get_many  # type: ignore[method-assign]
 
     processor = FixedProcessor(None)
-    process = ProcessTask(Transactions(lambda: GatedUnitOfWork(world.store), wait_out_outages=True),
-                          processor, world.clock, "w1",
-                          LEASE)
+    process = ProcessTask(Transactions(lambda: GatedUnitOfWork(world.store),
+                                       wait_out_outages=True),
+                          processor, world.clock, "w1", LEASE, world.stops)
     call = asyncio.create_task(process(task.id))
     await entered.wait()
     call.cancel()

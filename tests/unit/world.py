@@ -11,10 +11,12 @@ from adapters.memory import InMemoryBroker, InMemoryStore
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.model import NewTaskRequest
+from application.operator import CancelTask, RetryTask
 from application.ports import DispatchPublisher, Processor
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.relay import RelayDispatches
+from application.stops import StopRequests
 from application.transactions import Transactions
 from domain.task import Task
 from tests.unit.fakes import CountingSignal, FixedProcessor, SequentialIds, SettableClock
@@ -29,22 +31,33 @@ class World:
     ids: SequentialIds = field(default_factory=SequentialIds)
     signal: CountingSignal = field(default_factory=CountingSignal)
     queue: InMemoryBroker = field(default_factory=InMemoryBroker)
+    stops: StopRequests = field(default_factory=StopRequests)
+
+    def __post_init__(self) -> None:
+        self.store.on_cancel.append(self.stops.request)
 
     def create(self) -> CreateTask:
         return CreateTask(Transactions(self.store.unit_of_work), self.clock, self.ids, self.signal)
 
     def process(self, processor: Processor | None = None, worker: str = "w1") -> ProcessTask:
         return ProcessTask(Transactions(self.store.unit_of_work, wait_out_outages=True),
-                           processor or FixedProcessor(), self.clock, worker, LEASE)
+                           processor or FixedProcessor(), self.clock, worker, LEASE,
+                           self.stops)
 
     def recover(self, max_attempts: int = 3) -> RecoverExpiredLeases:
         return RecoverExpiredLeases(self.store.unit_of_work, self.clock, self.signal, max_attempts)
 
     def renew(self, worker: str = "w1") -> RenewLeases:
-        return RenewLeases(self.store.unit_of_work, self.clock, worker, LEASE)
+        return RenewLeases(self.store.unit_of_work, self.clock, worker, LEASE, self.stops)
 
     def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
         return RelayDispatches(self.store.unit_of_work, publisher or self.queue)
+
+    def retry(self) -> RetryTask:
+        return RetryTask(Transactions(self.store.unit_of_work), self.clock, self.signal)
+
+    def cancel(self) -> CancelTask:
+        return CancelTask(Transactions(self.store.unit_of_work), self.clock)
 
     def get(self) -> GetTask:
         return GetTask(self.store.unit_of_work)

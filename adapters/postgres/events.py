@@ -1,0 +1,103 @@
+"""The history as an event feed on PostgreSQL: reads by position, woken by LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import msgspec
+import psycopg_pool
+from psycopg import sql
+
+from adapters.postgres.listener import PostgresListener
+from adapters.postgres.rows import IMMUTABLE, names, to_transition
+from adapters.postgres.statements import statement
+from adapters.postgres.uow import translated
+from application.model import ORIGIN, Event, EventId
+from application.stops import StopRequests
+from domain.task import Task, Transition
+
+EVENTS = "task_events"
+CANCELS = "task_cancels"
+_TRANSITION = tuple(Transition.__struct_fields__)
+_BY_TASK = "h.task_id = %(task_id)s"
+
+
+@functools.cache
+def _q(name: str, by_task: bool = False) -> sql.SQL:
+    where = sql.SQL(_BY_TASK if by_task else "true")
+    return sql.SQL(statement(name, task_columns=names(IMMUTABLE, prefix="t"),
+                             filters=where).as_string(None))
+
+
+def to_event(row: Mapping[str, Any]) -> Event:
+    transition = to_transition({k: row[k] for k in _TRANSITION})
+    base = msgspec.convert({**{c: row[c] for c in IMMUTABLE}, "status": row["to_status"],
+                            "attempts": row["attempt"], "error": None,
+                            "updated_at": row["at"]}, Task, strict=False)
+    return Event((row["tx"], row["seq"]), transition, transition.applied_to(base))
+
+
+class PostgresEventLog:
+    """EventLog over `task_history`. Each committed transaction that recorded history sends
+    its transaction id (a trigger, see the migrations); an event is readable once every older
+    transaction has ended, so while one is still open the read is retried every `retry`
+    seconds until the events it holds back are out."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any],
+                 listener: PostgresListener, retry: float = 0.01) -> None:
+        self._pool = pool
+        self._retry = retry
+        self._heard = 0  # the newest transaction heard of whose events may not be readable
+        self._wake = asyncio.Event()
+        listener.on(EVENTS, self._hear)
+
+    def _hear(self, payload: str | None) -> None:
+        if payload:
+            self._heard = max(self._heard, int(payload))
+        self._wake.set()
+
+    async def changes(self) -> AsyncIterator[None]:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            yield None
+
+    async def latest(self) -> EventId:
+        async with translated(), self._pool.connection(timeout=5.0) as conn:
+            row = await (await conn.execute(_q("events_latest"))).fetchone()
+        return (row["tx"], row["seq"]) if row else ORIGIN
+
+    async def read(self, after: EventId, until: EventId, limit: int,
+                   task_id: uuid.UUID | None = None) -> list[Event]:
+        params = {"tx": after[0], "seq": after[1], "until_tx": until[0],
+                  "until_seq": until[1], "limit": limit, "task_id": task_id}
+        async with translated(), self._pool.connection(timeout=5.0) as conn:
+            rows = await (await conn.execute(_q("events_after", task_id is not None),
+                                             params)).fetchall()
+            if self._heard:
+                horizon = await (await conn.execute(_q("events_horizon"))).fetchone()
+                if horizon is not None and horizon["horizon"] > self._heard:
+                    self._heard = 0
+                else:  # an older transaction is still open: look again in a moment
+                    asyncio.get_running_loop().call_later(self._retry, self._wake.set)
+        return [to_event(row) for row in rows]
+
+    async def read_last(self, task_id: uuid.UUID) -> Event | None:
+        async with translated(), self._pool.connection(timeout=5.0) as conn:
+            row = await (await conn.execute(_q("events_last"), {"task_id": task_id})).fetchone()
+        return to_event(row) if row else None
+
+
+def hear_cancels(listener: PostgresListener, stops: StopRequests) -> None:
+    """Cancels asked for running tasks reach this process's StopRequests."""
+
+    def hear(payload: str | None) -> None:
+        if payload:
+            task_id, attempt = payload.split()
+            stops.request((uuid.UUID(task_id), int(attempt)))
+
+    listener.on(CANCELS, hear)

@@ -1,0 +1,70 @@
+"""One LISTEN connection per process, shared by every channel the process needs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from application.backoff import Backoff
+
+log = structlog.get_logger(__name__)
+
+#: Called with a notification's payload, or with None after a reconnect (while the connection
+#: was down, notifications may have been missed).
+Hearer = Callable[[str | None], None]
+
+
+class PostgresListener:
+    """Listens on the channels it was given (`on`) over a connection of its own, outside the
+    pool; reconnects with the service's backoff. A silent server is noticed by a liveness query
+    every `check_every` seconds with a deadline, not by the operating system."""
+
+    def __init__(self, url: str, connect: dict[str, Any] | None = None,
+                 check_every: float = 10.0) -> None:
+        self._url = url
+        self._connect = {"application_name": "tasks listener", **(connect or {})}
+        self._check_every = check_every
+        self._hearers: dict[str, list[Hearer]] = {}
+        self.connected = False
+
+    def on(self, channel: str, hearer: Hearer) -> None:
+        """Register before `run` starts."""
+        self._hearers.setdefault(channel, []).append(hearer)
+
+    async def run(self) -> None:
+        if not self._hearers:
+            return
+        backoff = Backoff(first=0.5, cap=10.0)
+        while True:
+            try:
+                await self._listen(backoff)
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.warning("listener_disconnected", error=f"{type(exc).__name__}: {exc}")
+            self.connected = False
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _listen(self, backoff: Backoff) -> None:
+        conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._connect)
+        try:
+            for channel in self._hearers:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self.connected = True
+            backoff.reset()
+            self._tell_all(None)
+            while True:
+                async for note in conn.notifies(timeout=self._check_every):
+                    for hearer in self._hearers.get(note.channel, ()):
+                        hearer(note.payload)
+                await asyncio.wait_for(conn.execute("SELECT 1"), self._check_every)
+        finally:
+            await conn.close()
+
+    def _tell_all(self, payload: str | None) -> None:
+        for hearers in self._hearers.values():
+            for hearer in hearers:
+                hearer(payload)

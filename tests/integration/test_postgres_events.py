@@ -1,0 +1,175 @@
+"""The history as an event feed on PostgreSQL: order, late commits, notifications, cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from adapters.postgres.events import CANCELS, PostgresEventLog, hear_cancels
+from adapters.postgres.listener import PostgresListener
+from application.model import ORIGIN
+from application.stops import StopRequests
+from application.watch import LAST
+from domain.task import Transition
+
+from .builders import claimed, new_task, request_for
+from .conftest import UowFactory
+from .waiting import eventually
+
+
+@pytest.fixture
+def listener(database_url: str) -> PostgresListener:
+    return PostgresListener(database_url, check_every=1.0)
+
+
+@pytest.fixture
+async def feed(pool: Any, listener: PostgresListener) -> AsyncIterator[PostgresEventLog]:
+    log = PostgresEventLog(pool, listener)
+    running = asyncio.create_task(listener.run())
+    await eventually(lambda: _true(listener.connected), "the listener to connect")
+    yield log
+    running.cancel()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def created(uow: UowFactory, title: str) -> uuid.UUID:
+    task = new_task(title)
+    async with uow() as u:
+        await u.tasks.add(task, request_for(task))
+        await u.tasks.record([Transition.between(None, task)])
+        await u.commit()
+    return task.id
+
+
+async def test_events_come_in_commit_order_with_the_task_as_it_was_then(
+    uow: UowFactory, feed: PostgresEventLog,
+) -> None:
+    first = await created(uow, "one")
+    second = await created(uow, "two")
+    async with uow() as u:
+        task = await u.tasks.get(first)
+        assert task is not None
+        taken = claimed(task)
+        assert await u.tasks.compare_and_set(task, taken)
+        await u.tasks.record([Transition.between(task, taken, worker="w")])
+        await u.commit()
+
+    events = await feed.read(ORIGIN, LAST, 10)
+
+    assert [(e.task.id, e.transition.to_status) for e in events] == [
+        (first, "new"), (second, "new"), (first, "in_progress")]
+    assert [e.id for e in events] == sorted(e.id for e in events)
+    assert events[0].task.status == "new" and events[2].task.attempts == 1
+    assert [e.id for e in await feed.read(events[0].id, LAST, 10)] == [e.id for e in events[1:]]
+    assert [e.id for e in await feed.read(ORIGIN, LAST, 10, task_id=first)] == [
+        events[0].id, events[2].id]
+    last = await feed.read_last(first)
+    assert last is not None and last.id == events[2].id
+    assert await feed.latest() == events[2].id
+
+
+async def test_an_event_is_held_back_while_an_older_transaction_is_open_then_never_skipped(
+    uow: UowFactory, feed: PostgresEventLog, database_url: str,
+) -> None:
+    """Row ids are handed out in insert order: a transaction that took its id first but
+    commits last must not be skipped by a reader that already moved past the others."""
+    before = await feed.latest()
+    async with await psycopg.AsyncConnection.connect(database_url) as slow:
+        early = new_task("early")
+        await slow.execute("SELECT pg_current_xact_id()")  # its transaction id comes first
+        await slow.execute(
+            "INSERT INTO tasks (id, title, payload, status, attempts, source, created_at,"
+            " updated_at) VALUES (%s, 'early', '{}', 'new', 0, 'api', now(), now())",
+            (early.id,))
+        await slow.execute("INSERT INTO task_history (task_id, to_status, at, attempt)"
+                           " VALUES (%s, 'new', now(), 0)", (early.id,))
+        late = await created(uow, "late")  # commits while `slow` is still open
+
+        held = await feed.read(before, LAST, 10)
+        assert held == []  # the late one waits: an older transaction could still commit
+        await slow.commit()
+
+    events = await eventually(lambda: feed.read(before, LAST, 10), "both events readable")
+    assert [e.task.id for e in events] == [early.id, late]
+
+
+async def test_one_notification_per_transaction_wakes_the_feed(
+    uow: UowFactory, feed: PostgresEventLog,
+) -> None:
+    woken = 0
+
+    async def count() -> None:
+        nonlocal woken
+        async for _ in feed.changes():
+            woken += 1
+
+    counting = asyncio.create_task(count())
+    await asyncio.sleep(0.2)
+    woken = 0
+    async with uow() as u:  # three history statements, one transaction
+        for n in range(3):
+            task = new_task(f"t{n}")
+            await u.tasks.add(task, request_for(task))
+            await u.tasks.record([Transition.between(None, task)])
+        await u.commit()
+    await eventually(lambda: _true(woken >= 1), "the feed to be woken")
+    await asyncio.sleep(0.3)
+    counting.cancel()
+    assert woken == 1
+
+
+async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its_attempt(
+    uow: UowFactory, database_url: str,
+) -> None:
+    stops = StopRequests()
+    listener = PostgresListener(database_url, check_every=1.0)
+    hear_cancels(listener, stops)
+    running = asyncio.create_task(listener.run())
+    try:
+        await eventually(lambda: _true(listener.connected), "the listener to connect")
+        task_id = await created(uow, "cancel me")
+        async with uow() as u:
+            task = await u.tasks.get(task_id)
+            assert task is not None
+            taken = claimed(task)
+            assert await u.tasks.compare_and_set(task, taken)
+            await u.commit()
+        with stops.watching((task_id, 1)) as stop:
+            async with uow() as u:
+                current = await u.tasks.get(task_id)
+                assert current is not None
+                asked = current.cancel(now=current.updated_at, actor="ops", reason=None)
+                assert await u.tasks.compare_and_set(current, asked)
+                await u.commit()
+            await asyncio.wait_for(stop.wait(), 2.0)
+    finally:
+        running.cancel()
+    assert CANCELS == "task_cancels"
+
+
+async def test_the_listener_reconnects_after_its_connection_is_killed(
+    feed: PostgresEventLog, listener: PostgresListener, db: psycopg.Connection,
+    uow: UowFactory,
+) -> None:
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE datname = current_database() AND application_name = 'tasks listener'")
+    await eventually(lambda: _true(not listener.connected), "the listener to notice", 10)
+    await eventually(lambda: _true(listener.connected), "the listener to come back", 15)
+    woke = asyncio.Event()
+
+    async def wait_one() -> None:
+        async for _ in feed.changes():
+            woke.set()
+
+    waiting = asyncio.create_task(wait_one())
+    await created(uow, "after the reconnect")
+    await asyncio.wait_for(woke.wait(), 3.0)
+    waiting.cancel()
