@@ -10,9 +10,13 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from adapters.postgres.errors import diagnose
 from application.backoff import Backoff
+from application.throttle import Throttle
 
 log = structlog.get_logger(__name__)
+#: the pool says each connect failure too: the listener repeats it at most once per interval
+_said = Throttle(30.0)
 
 #: Called with a notification's payload, or with None after a reconnect (while the connection
 #: was down, notifications may have been missed).
@@ -44,7 +48,9 @@ class PostgresListener:
             try:
                 await self._listen(backoff)
             except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.warning("listener_disconnected", error=f"{type(exc).__name__}: {exc}")
+                error = diagnose(exc).line(self._url)  # one line, the setting, no password
+                if (extra := _said.check(error)) is not None:
+                    log.warning("listener_disconnected", error=error, **extra)
             self.connected = False
             await asyncio.sleep(backoff.next_delay())
 
