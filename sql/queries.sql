@@ -120,6 +120,6 @@ LIMIT 1;
 
 -- name: select_counts
 -- Counters summed over their shards (see migration 0003), and the oldest wait in `new`.
-SELECT (SELECT coalesce(jsonb_object_agg(name, total), '{}') FROM
+SELECT (SELECT coalesce(jsonb_object_agg(name, total), jsonb_build_object()) FROM
             (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
        (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;
