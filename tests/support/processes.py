@@ -69,8 +69,13 @@ class Proc:
         self.signal(signal.SIGKILL)
         self.popen.wait(10)
 
+    def close_log(self) -> None:
+        """Close this side's handle (an open one would be a ResourceWarning, an error here)."""
+        self._log.close()
+
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 
@@ -134,6 +139,7 @@ class Stack:
         for proc in self.procs:
             if proc.alive():
                 proc.kill()
+            proc.close_log()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log()[-4000:]}" for p in self.procs)
