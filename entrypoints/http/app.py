@@ -20,6 +20,7 @@ from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
+from entrypoints.http.static import static_files
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
@@ -56,7 +57,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     settings = container.settings()
     keys = settings.keys()
     return Litestar(
-        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES],
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES, static_files()],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
