@@ -22,6 +22,7 @@ from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.static import static_files
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
+from entrypoints.http.ui import dashboard
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -57,7 +58,8 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     settings = container.settings()
     keys = settings.keys()
     return Litestar(
-        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES, static_files()],
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES, static_files(),
+                        *dashboard(keys)],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
