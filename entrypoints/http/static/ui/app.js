@@ -257,8 +257,8 @@ function upsert(task, append = false) {
     return;
   }
   const list = $("tasks");
-  const later = append ? null : [...state.rows.entries()]
-    .find(([id]) => newer(task, state.tasks.get(id)))?.[1] ?? null;
+  const later = append ? null
+    : [...list.children].find((li) => newer(task, state.tasks.get(li.dataset.id))) ?? null;
   if (!append && !later && state.tasks.size >= LIST_LIMIT) return; // older than the page shown
   const row = document.createElement("li");
   fillRow(row, task);
