@@ -13,7 +13,7 @@ const LIST_LIMIT = 50;
 const STATS_EVERY_MS = 5000;
 const SILENT_STREAM_MS = 35000; // the server sends a keep-alive at least every 15 s
 const SCOPES = { read: 1, write: 2, admin: 3 };
-const CHART_HEIGHT = 190;
+const CHART_HEIGHT = 215;
 const CHART_SECONDS = 120;
 
 const $ = (id) => document.getElementById(id);
@@ -606,5 +606,6 @@ for (const box of document.querySelectorAll(".filter input")) {
     loadTasks();
   });
 }
+if (matchMedia("(max-width: 560px)").matches) $("create-panel").open = false; // the list first
 setInterval(tick, 1000);
 start();
