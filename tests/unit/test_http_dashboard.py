@@ -98,3 +98,12 @@ async def test_the_dashboard_is_not_part_of_the_api_document() -> None:
     async with serving() as (client, _):
         paths = (await client.get("/docs/openapi.json")).json()["paths"]
         assert not [p for p in paths if p.startswith(("/ui", "/static"))]
+
+
+async def test_the_key_check_is_rate_limited_like_the_api_but_the_files_are_not() -> None:
+    async with serving(api_keys=KEYS, rate_limit_per_second=2) as (client, _):
+        files = [(await client.get("/ui/app.js")).status_code for _ in range(6)]
+        guesses = [(await client.get("/ui/key", headers={"X-API-Key": f"guess-{n}"})).status_code
+                   for n in range(6)]
+        assert files == [200] * 6
+        assert 429 in guesses, guesses
