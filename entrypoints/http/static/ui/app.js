@@ -150,7 +150,13 @@ async function follow(signal) {
       for await (const message of messages(response.body, alive)) {
         if (message.retry) delay = message.retry;
         if (message.id) lastId = message.id;
-        if (message.event === "transition") heard(JSON.parse(message.data));
+        if (message.event === "transition") {
+          try {
+            heard(JSON.parse(message.data));
+          } catch (error) { // a bug here must show, not pass for a dropped connection
+            console.error("dashboard: an event could not be shown", error);
+          }
+        }
       }
     } catch {
       // a dropped or silent connection: reconnect below, resuming after lastId
