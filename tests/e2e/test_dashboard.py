@@ -55,9 +55,11 @@ async def test_a_task_created_in_the_page_is_seen_moving_and_opened_without_a_re
     stack.env.update(TASKS_PROCESSING_MIN_SECONDS="1.5", TASKS_PROCESSING_MAX_SECONDS="3",
                      TASKS_FAILURE_RATE="0.3", TASKS_RANDOM_SEED="5",
                      TASKS_WORKER_CONCURRENCY="3", TASKS_WORKER_HTTP_PORT="0")
-    stack.api()
+    api = stack.api()
     async with opened(browser, stack.base_url, LAPTOP) as tab:
         page = tab.page
+        streams: list[dict[str, str]] = []
+        page.on("request", lambda r: streams.append(r.headers) if "/events" in r.url else None)
         await expect(page.locator("#live")).to_have_text("Live", timeout=WAIT)
         await page.evaluate(RECORD_ROW_STATUSES)
         await page.evaluate("window.sameDocument = true")
@@ -128,8 +130,22 @@ async def test_a_task_created_in_the_page_is_seen_moving_and_opened_without_a_re
         await expect(badges.first).to_have_text("completed")
         await page.locator(".filter").get_by_label("completed").uncheck()
         await expect(row(page, SAMPLES[-1][0])).to_be_visible()
-        assert tab.outside() == [], tab.outside()
         assert tab.errors == [], tab.errors
+
+        # The API restarts: the page says so, reconnects by itself and resumes right after
+        # the last event it had (Last-Event-ID), still without a reload.
+        api.stop()
+        await expect(page.locator("#live")).to_have_text("Reconnecting…", timeout=WAIT)
+        stack.api(port=int(stack.base_url.rsplit(":", 1)[1]))
+        await expect(page.locator("#live")).to_have_text("Live", timeout=WAIT)
+        assert streams[0].get("last-event-id") is None
+        assert re.fullmatch(r"\d{39}", streams[-1].get("last-event-id", "")), streams[-1]
+        async with httpx.AsyncClient(base_url=stack.base_url) as http:
+            assert (await http.post("/tasks", json={"title": "After the restart"})).is_success
+        await expect(row(page, "After the restart")).to_be_visible(timeout=WAIT)
+        assert await page.evaluate("window.sameDocument"), "the page was reloaded"
+        assert tab.outside() == [], tab.outside()
+        assert all("ERR_CONNECTION_REFUSED" in e for e in tab.errors), tab.errors  # while down
 
     async with opened(browser, stack.base_url, PHONE) as phone:
         page = phone.page
