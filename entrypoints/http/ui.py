@@ -1,9 +1,4 @@
-"""The dashboard at /ui: one page, its script and its style, served by the service itself.
-
-The files are open (no scope), so that the page can load and then ask for a key; everything it
-shows comes from the API, with the key the person gave it. `GET /ui/key` tells the page what
-that key may do, so that it offers only the actions the key allows instead of failing on them.
-"""
+"""The dashboard at /ui: one page, its script and its style, served by the service itself."""
 
 from __future__ import annotations
 
@@ -37,8 +32,10 @@ class KeyOut(Wire):
 
 
 def dashboard(keys: tuple[ApiKey, ...]) -> list[Any]:
-    """The page's files, revalidated on each load (they change with the service), and the
-    key check."""
+    """The page's files, open (no scope) so that the page can load and then ask for a key,
+    and revalidated on each load (they change with the service); and `GET /ui/key`, which
+    tells the page what the person's key may do, so that it offers only what the key allows
+    instead of failing on it."""
 
     @get("/ui/key", include_in_schema=False, sync_to_thread=False, cache_control=NO_STORE,
          opt={"scope": Scope.READ})

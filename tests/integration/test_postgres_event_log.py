@@ -1,5 +1,4 @@
-"""The history as a feed on PostgreSQL: an event held back by an older open transaction is
-read as soon as that transaction ends, however the two interleave."""
+"""The history as a feed on PostgreSQL: an event held back by an older transaction is not lost."""
 
 from __future__ import annotations
 

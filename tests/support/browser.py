@@ -1,9 +1,4 @@
-"""Headless Chromium for the dashboard's tests: Debian's browser, driven by Playwright.
-
-The browser is the machine's own `chromium` package (`.ci/run` installs it when missing), never
-one downloaded by `playwright install`. A test that needs it and does not find it fails saying
-so: it is never skipped.
-"""
+"""Headless Chromium for the dashboard's tests: Debian's browser, driven by Playwright."""
 
 from __future__ import annotations
 
@@ -17,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+#: The machine's own `chromium` package (`.ci/run` installs it when missing), never one that
+#: `playwright install` downloads. A test that needs it and does not find it fails saying so.
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync",
