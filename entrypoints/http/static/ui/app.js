@@ -209,8 +209,10 @@ function heard(event) {
   upsert(event.task);
   nudgeCounts(event);
   if (state.open?.id === event.task_id) {
-    state.open = event.task;
-    renderDetail(event.task);
+    if (stamp(event.task.updated_at) >= stamp(state.open.updated_at)) {
+      state.open = event.task;
+      renderDetail(event.task);
+    }
     loadHistory(event.task_id);
   }
 }
@@ -279,17 +281,22 @@ function upsert(task, append = false) {
   $("tasks-empty").hidden = true;
 }
 
+/** The row's button stays the same element, so that keyboard focus survives an update. */
 function fillRow(row, task) {
   row.dataset.id = task.id;
-  const button = el("button", { type: "button", class: "row" },
+  let button = row.firstElementChild;
+  if (!button) {
+    button = el("button", { type: "button", class: "row" });
+    button.addEventListener("click", () => openTask(row.dataset.id));
+    row.append(button);
+  }
+  button.replaceChildren(
     badge(task.status),
     el("span", { class: "title" }, task.title),
     el("span", { class: "meta" },
       task.attempts > 1 ? `attempt ${task.attempts} · ` : "",
       task.source === "amqp" ? "via AMQP · " : "",
       timeAgo(task.updated_at)));
-  button.addEventListener("click", () => openTask(task.id));
-  row.replaceChildren(button);
 }
 
 function flash(row) {
