@@ -151,7 +151,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def retry(self, *, now: datetime) -> Task:
-        """A failed task goes back to `new`; `attempts` keeps counting."""
+        """A failed task goes back to `new`; `attempts` keeps counting. Only a failed one:
+        `in_progress -> new` is allowed to hand a claim back, never to an operator."""
         if self.status is not TaskStatus.ERROR:
             raise InvalidTransition(self.id, self.status, TaskStatus.NEW)
         return self._move(

@@ -74,15 +74,16 @@ FROM task_history WHERE task_id = %(task_id)s ORDER BY id;
 
 -- name: events_after
 -- The feed's read: history rows after position (tx, id), oldest first, each with its task.
--- Only rows whose transaction is older than every transaction still running are returned
--- (`tx < xmin` of a fresh snapshot): no row can commit later with a smaller (tx, id), so a
--- reader that moves its position forward never skips one.
+-- Only rows whose transaction is below the horizon are returned (the `xmin` of a snapshot
+-- taken just before, by events_horizon: older than every transaction still running then):
+-- no row can commit later with a smaller (tx, id), so a reader that moves its position
+-- forward never skips one.
 SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
        h.attempt, h.worker, h.reason, h.actor, h.error, h.started_at, {task_columns}
 FROM task_history h JOIN tasks t ON t.id = h.task_id
 WHERE (h.tx, h.id) > (%(tx)s::text::xid8, %(seq)s)
   AND (h.tx, h.id) <= (%(until_tx)s::text::xid8, %(until_seq)s)
-  AND h.tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND h.tx < %(horizon)s::text::xid8
   AND {filters}
 ORDER BY h.tx, h.id
 LIMIT %(limit)s;
@@ -120,7 +121,7 @@ LIMIT 1;
 
 -- name: select_counts
 -- Counters summed over their shards (see migration 0003), and the oldest wait in `new`.
-SELECT (SELECT coalesce(jsonb_object_agg(name, total), '{{}}') FROM
+SELECT (SELECT coalesce(jsonb_object_agg(name, total), jsonb_build_object()) FROM
             (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
        (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;
 

@@ -76,14 +76,20 @@ class PostgresEventLog:
         params = {"tx": after[0], "seq": after[1], "until_tx": until[0],
                   "until_seq": until[1], "limit": limit, "task_id": task_id}
         async with translated(), self._pool.connection(timeout=5.0) as conn:
+            # The horizon first, then the rows below it: every transaction under the horizon
+            # had ended before the read began, so the read sees all of their rows, and "all
+            # that was heard of is out" is decided on what this read saw. Taken after the
+            # read, a horizon could pass a transaction that ended in between, and its events
+            # would wait unread for some later change.
+            found = await (await conn.execute(_q("events_horizon"))).fetchone()
+            horizon = found["horizon"] if found is not None else 0
             rows = await (await conn.execute(_q("events_after", task_id is not None),
-                                             params)).fetchall()
-            if self._heard:
-                horizon = await (await conn.execute(_q("events_horizon"))).fetchone()
-                if horizon is not None and horizon["horizon"] > self._heard:
-                    self._heard = 0
-                else:  # an older transaction is still open: look again in a moment
-                    asyncio.get_running_loop().call_later(self._retry, self._wake.set)
+                                             {**params, "horizon": horizon})).fetchall()
+        if self._heard:
+            if horizon > self._heard:
+                self._heard = 0
+            else:  # an older transaction is still open: look again in a moment
+                asyncio.get_running_loop().call_later(self._retry, self._wake.set)
         return [to_event(row) for row in rows]
 
     async def read_last(self, task_id: uuid.UUID) -> Event | None:

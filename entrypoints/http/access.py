@@ -78,7 +78,8 @@ def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 def rate_limit(per_second: int, keys: tuple[ApiKey, ...]) -> DefineMiddleware:
     """At most `per_second` requests a second per API key (per client address when keys are
     off, or for a request without a known key); over it, a 429 problem with `Retry-After`.
-    Health, metrics, docs and the dashboard's files are not counted."""
+    Health, metrics, docs and the dashboard's files are not counted; the dashboard's key
+    check is, like every other place a secret can be tried."""
 
     def identity(request: Request[Any, Any, Any]) -> str:
         key = key_of(keys, request) if keys else None
@@ -88,5 +89,5 @@ def rate_limit(per_second: int, keys: tuple[ApiKey, ...]) -> DefineMiddleware:
 
     return RateLimitConfig(
         rate_limit=("second", per_second), identifier_for_request=identity,
-        exclude=[r"^/health/", r"^/metrics", r"^/docs", r"^/static/", r"^/ui"],
+        exclude=[r"^/health/", r"^/metrics", r"^/docs", r"^/static/", r"^/ui(?!/key)"],
     ).middleware

@@ -23,6 +23,7 @@ from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.static import static_files, swagger_ui
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
+from entrypoints.http.ui import dashboard
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -59,7 +60,8 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     keys = settings.keys()
     return Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
-                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, static_files()],
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, static_files(),
+                        *dashboard(keys)],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),

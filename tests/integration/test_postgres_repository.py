@@ -233,3 +233,19 @@ async def test_history_comes_back_oldest_first_and_only_for_that_task(uow: UowFa
     assert history == steps
     assert [h.to_status for h in history] == ["new", "in_progress", "completed"]
     assert all(h.at.utcoffset() is not None for h in history)
+
+
+async def test_counts_come_from_the_counters_that_every_change_keeps(uow: UowFactory) -> None:
+    waiting, working = new_task("waiting"), new_task("working")
+    await store(uow, waiting, working)
+    async with uow() as u:
+        assert await u.tasks.compare_and_set(working, claimed(working, worker="w-1"))
+        await u.commit()
+
+    async with uow() as u:
+        counts = await u.tasks.counts()
+
+    assert counts.by_status[TaskStatus.NEW] == 1
+    assert counts.by_status[TaskStatus.IN_PROGRESS] == 1
+    assert counts.created == 2
+    assert counts.oldest_new_at == waiting.updated_at

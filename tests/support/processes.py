@@ -111,8 +111,10 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def api(self, *args: str, wait_ready: bool = True, **extra: str) -> Proc:
-        port = free_port()
+    def api(self, *args: str, wait_ready: bool = True, port: int | None = None,
+            **extra: str) -> Proc:
+        """`port`: the same one as a stopped API's, to restart it where clients expect it."""
+        port = port or free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         proc = self.start("api", *args, TASKS_HTTP_PORT=str(port), **extra)
         if wait_ready:

@@ -78,6 +78,13 @@ def test_a_refused_change_names_the_statuses_as_words() -> None:
     assert str(caught.value) == f"task {uuid.UUID(int=1)} is error and cannot go to error"
 
 
+@pytest.mark.parametrize("status", [S.NEW, S.IN_PROGRESS, S.COMPLETED], ids=lambda s: s.value)
+def test_only_a_failed_task_can_be_retried(status: TaskStatus) -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        a_task(status, attempts=1).retry(now=LATER)
+    assert (caught.value.current, caught.value.wanted) == (status, S.NEW)
+
+
 def test_a_completed_task_cannot_be_claimed_again() -> None:
     done = a_task().claim(now=T0, worker="w", lease_until=LEASE_UNTIL).complete(now=LATER)
     with pytest.raises(InvalidTransition):

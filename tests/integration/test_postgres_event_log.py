@@ -1,0 +1,91 @@
+"""The history as a feed on PostgreSQL: an event held back by an older transaction is not lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+
+from adapters.postgres.events import EVENTS, PostgresEventLog
+from application.model import ORIGIN, Event
+from application.watch import LAST
+from domain.task import Transition
+
+from .builders import new_task, request_for
+from .conftest import UowFactory
+
+
+class Notifications:
+    """Stands for the LISTEN connection: the test says when a notification arrives."""
+
+    def __init__(self) -> None:
+        self.hearers: dict[str, Any] = {}
+
+    def on(self, channel: str, hearer: Any) -> None:
+        self.hearers[channel] = hearer
+
+
+class EndsTransactionAfterTheRead:
+    """The pool, except that right after the feed's read statement an older transaction ends:
+    the moment where a horizon taken after the read would already be past the events that
+    this read could not see yet."""
+
+    def __init__(self, pool: Any, older: psycopg.AsyncConnection[Any]) -> None:
+        self._pool = pool
+        self._older = older
+
+    @asynccontextmanager
+    async def connection(self, timeout: float) -> AsyncIterator[Any]:
+        async with self._pool.connection(timeout=timeout) as conn:
+            yield _Connection(conn, self._older)
+
+
+class _Connection:
+    def __init__(self, conn: Any, older: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self._older = older
+
+    async def execute(self, query: Any, params: Any = None) -> Any:
+        cursor = await self._conn.execute(query, params)
+        if "FROM task_history h JOIN tasks" in query.as_string(None) and not self._older.closed:
+            await self._older.commit()
+            await self._older.close()
+        return cursor
+
+
+async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_ends(
+    pool: Any, database_url: str, uow: UowFactory
+) -> None:
+    older = await psycopg.AsyncConnection.connect(database_url)
+    await older.execute("SELECT pg_current_xact_id()")  # open, with an id below the next one
+    task = new_task("held back")
+    async with uow() as u:
+        await u.tasks.add(task, request_for(task))
+        await u.tasks.record([Transition.between(None, task)])
+        await u.commit()
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT max(tx)::text AS tx FROM task_history")).fetchone()
+    notifications = Notifications()
+    feed = PostgresEventLog(EndsTransactionAfterTheRead(pool, older), notifications)  # type: ignore[arg-type]
+    changes = feed.changes()
+
+    notifications.hearers[EVENTS](row["tx"])  # the commit's notification arrives
+    await asyncio.wait_for(anext(changes), 1)
+    assert await feed.read(ORIGIN, LAST, 10) == []  # the older transaction was still open
+
+    # It looks again (every few ms while a transaction anywhere on the server is older than
+    # the event) until the event is out; it must never stop looking before that.
+    events: list[Event] = []
+    for _ in range(500):
+        try:
+            await asyncio.wait_for(anext(changes), 1)
+        except TimeoutError:
+            raise AssertionError("the older transaction ended, but the feed stopped looking: "
+                                 "the event stays unread until some other change") from None
+        events = await feed.read(ORIGIN, LAST, 10)
+        if events:
+            break
+    assert [e.task.id for e in events] == [task.id]
