@@ -20,6 +20,8 @@ from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
+from entrypoints.http.metrics import ROUTES as METRICS_ROUTES
+from entrypoints.http.metrics import HttpMetrics
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
@@ -59,7 +61,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     keys = settings.keys()
     return Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
-                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES],
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
@@ -76,10 +78,12 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "settings": _from(container.settings),
             "list_dead": _from(container.list_dead_letters),
             "replay": _from(container.replay_dead_letters),
+            "gauges": _from(container.read_gauges),
         },
         guards=[make_guard(keys)],
-        middleware=[rate_limit(settings.rate_limit_per_second, keys)]
-        if settings.rate_limit_per_second else [],
+        middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse
+                    *([rate_limit(settings.rate_limit_per_second, keys)]
+                      if settings.rate_limit_per_second else [])],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,
