@@ -144,7 +144,9 @@ def multiprocess() -> bool:
 
 def scrape(gauges: Gauges | None = None, registry: CollectorRegistry = REGISTRY) -> bytes:
     """The text exposition: this process's metrics (every process's, summed, in multiprocess
-    mode) and, when given, the gauges. A fresh registry per scrape: nothing accumulates."""
+    mode) and, when given, the gauges. A fresh registry per scrape: nothing accumulates. Every
+    family shows, at zero, even in a process that has not recorded anything yet."""
+    families(registry)
     answer = CollectorRegistry(auto_describe=False)
     if multiprocess():
         MultiProcessCollector(answer)  # type: ignore[no-untyped-call]
