@@ -32,10 +32,12 @@ def cmd_worker(settings: Settings) -> int:
 
     from entrypoints.container import build_container
     from entrypoints.lifecycle import Roles, running
+    from entrypoints.tracing import enable_tracing
     from entrypoints.worker_http import worker_http
 
     async def main() -> None:
         container = build_container(settings)
+        enable_tracing(container, "tasks-worker")
         stopping = container.stopping()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -89,7 +89,9 @@ class Container(containers.DeclarativeContainer):
         make_pool, settings.provided.database_url, max_size=settings.provided.db_pool_size
     )
     pool_open = providers.Resource(pool_lifecycle, pool)
-    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url)
+    #: OpenTelemetry once entrypoints.tracing has found OTEL_EXPORTER_OTLP_ENDPOINT set
+    tracer = providers.Object(NO_TRACING)
+    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url, tracer=tracer)
     broker_open = providers.Resource(broker_lifecycle, broker)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
@@ -109,8 +111,6 @@ class Container(containers.DeclarativeContainer):
     operator_transactions = providers.Singleton(Transactions, uow.provider)
     #: this process's counts, in prometheus-client's registry (or its multiprocess files)
     metrics = providers.Singleton(PrometheusMetrics)
-    #: OpenTelemetry once entrypoints.tracing has found OTEL_EXPORTER_OTLP_ENDPOINT set
-    tracer = providers.Object(NO_TRACING)
     create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal,
                                       metrics=metrics, tracer=tracer)
     retry_task = providers.Singleton(RetryTask, operator_transactions, clock, signal,

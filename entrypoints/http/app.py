@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Server
 
+from application.telemetry import NO_TRACING
 from entrypoints.container import Container
 from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
@@ -25,6 +26,7 @@ from entrypoints.http.metrics import HttpMetrics
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
+from entrypoints.http.tracing import ServerSpans
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -59,6 +61,7 @@ class JsonRequest(Request[Any, Any, Any]):
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
     keys = settings.keys()
+    tracer = container.tracer()
     return Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
                         *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES],
@@ -82,6 +85,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
         },
         guards=[make_guard(keys)],
         middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse
+                    *([ServerSpans(tracer)] if tracer is not NO_TRACING else []),
                     *([rate_limit(settings.rate_limit_per_second, keys)]
                       if settings.rate_limit_per_second else [])],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]

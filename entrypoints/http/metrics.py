@@ -59,9 +59,14 @@ class HttpMetrics(ASGIMiddleware):
             raise
         finally:
             recorder.request_done(
-                str(scope.get("method")), _route(str(scope.get("path_template", ""))),
+                str(scope.get("method")), route_of(scope),
                 answered[0] if answered else refused,
                 seconds if seconds is not None else time.perf_counter() - started)
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template: a bounded label, unlike the path."""
+    return _route(str(scope.get("path_template", "")))
 
 
 @functools.lru_cache(maxsize=1024)

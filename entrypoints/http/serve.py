@@ -19,6 +19,7 @@ from entrypoints.lifecycle import Roles, running
 from entrypoints.logging import configure_logging
 from entrypoints.metrics import process_metrics, shared_across_processes
 from entrypoints.settings import Settings
+from entrypoints.tracing import enable_tracing
 
 
 def build_app(settings: Settings, roles: Roles, in_memory: bool = False) -> Litestar:
@@ -27,6 +28,7 @@ def build_app(settings: Settings, roles: Roles, in_memory: bool = False) -> Lite
     container = build_container(settings)
     if in_memory:
         use_memory(container)
+    enable_tracing(container, "tasks-api")
     return create_app(container, [process_metrics, functools.partial(_lifespan, container, roles)])
 
 
