@@ -17,6 +17,7 @@ from litestar.openapi.spec import Server
 from application.telemetry import NO_TRACING
 from entrypoints.container import Container
 from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
+from entrypoints.http.asyncapi import ROUTES as ASYNCAPI_ROUTES
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
@@ -25,6 +26,7 @@ from entrypoints.http.metrics import ROUTES as METRICS_ROUTES
 from entrypoints.http.metrics import HttpMetrics
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
+from entrypoints.http.static import static_files
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
 from entrypoints.http.tracing import ServerSpans
 
@@ -64,7 +66,8 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     tracer = container.tracer()
     return Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
-                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES],
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES,
+                        *ASYNCAPI_ROUTES, static_files()],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
