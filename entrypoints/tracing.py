@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from dependency_injector import providers
 
 from adapters.queues import TRACE_HEADER
 from application.ports import Delivery
@@ -42,6 +42,8 @@ def enable_tracing(container: Any, service: str) -> None:
     """Swap OpenTelemetry into the container when asked for; before anything opens the pool."""
     if not requested():
         return
+    from dependency_injector import providers
+
     from adapters.telemetry.tracing import start
 
     tracer = start(service)
@@ -70,7 +72,7 @@ def carried(headers: Mapping[str, object]) -> str | None:
 
 
 def consuming(tracer: Tracer, queue: str, delivery: Delivery,
-              task_id: Any = None) -> AbstractContextManager[Span]:
+              task_id: uuid.UUID | None = None) -> AbstractContextManager[Span]:
     """The span around handling one message, continuing the trace its headers carry."""
     if tracer is NO_TRACING:
         return tracer.span("")
