@@ -4,6 +4,7 @@ PostgreSQL statements of each, exported over OTLP/HTTP to a receiver in the test
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 
@@ -97,9 +98,12 @@ async def test_a_task_created_over_http_is_one_trace_from_request_to_finish(
     assert_the_dispatch_and_the_work_are_in_it(spans, task_id)
     assert any(s.service == "tasks-api" and s.kind == CLIENT and s.parent_id == request.span_id
                for s in spans), "the request's INSERT is in the trace"
-    logs = "\n".join(p.log() for p in stack.procs)
-    lines = [line for line in logs.splitlines() if task_id in line]
-    assert lines and all(trace_id in line for line in lines), lines
+    lines = [json.loads(line) for p in stack.procs for line in p.log().splitlines()
+             if line.startswith("{") and task_id in line]
+    about = [line for line in lines if line.get("task_id") == task_id]
+    assert {line["event"] for line in about} >= {
+        "task_created", "task_dispatched", "task_claimed", "task_finished"}
+    assert all(line.get("trace_id") == trace_id for line in about), about
 
 
 async def test_an_intake_message_with_a_traceparent_continues_the_producers_trace(
