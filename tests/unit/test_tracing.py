@@ -121,3 +121,17 @@ def test_with_tracing_off_a_consumed_message_is_not_looked_at() -> None:
     with consuming(NO_TRACING, "tasks.create", UnreadableDelivery()) as span:  # type: ignore[arg-type]
         assert span.context is None
     assert NO_TRACING.current() is None
+
+
+async def test_in_memory_a_traced_dispatch_goes_with_a_header_and_an_unchanged_body() -> None:
+    from adapters.memory import InMemoryBroker
+    from application.model import Dispatch
+
+    broker = InMemoryBroker()
+    task_id = uuid.uuid4()
+    await broker.publish([Dispatch(task_id, 1, PARENT), Dispatch(task_id, 2)])
+    traced, plain = broker.queue("tasks.dispatch").get_nowait(), broker.queue(
+        "tasks.dispatch").get_nowait()
+    assert traced.headers == {"traceparent": PARENT}
+    assert plain.headers == {}
+    assert traced.body == f'{{"task_id":"{task_id}","attempt":1}}'.encode()
