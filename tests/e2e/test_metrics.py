@@ -131,18 +131,23 @@ async def test_with_two_api_processes_a_scrape_counts_the_creates_of_both(
     leave_an_earlier_runs_file(directory)
     assert counter_values(directory, "tasks_created_total") != {}  # an earlier run's file
     stack.migrate()
-    stack.api(TASKS_HTTP_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
-    made = 0
-    for _ in range(10):  # new connections until both processes have taken some
-        await create(stack.base_url, 20, fresh_connections=True)
-        made += 20
-        per_process = counter_values(directory, "tasks_created_total")
-        if len(per_process) == 2 and all(per_process.values()):
-            break
-    assert len(per_process) == 2 and all(per_process.values()), per_process
-    assert sum(per_process.values()) == made
-    for _ in range(3):  # whichever process answers, the sum is the same
-        assert one(await scrape(stack.base_url), "tasks_created_total", source="api") == made
+    api = stack.api(TASKS_HTTP_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    try:
+        made = 0
+        for _ in range(10):  # new connections until both processes have taken some
+            await create(stack.base_url, 20, fresh_connections=True)
+            made += 20
+            per_process = counter_values(directory, "tasks_created_total")
+            if len(per_process) == 2 and all(per_process.values()):
+                break
+        assert len(per_process) == 2 and all(per_process.values()), per_process
+        assert sum(per_process.values()) == made
+        for _ in range(3):  # whichever process answers, the sum is the same
+            assert one(await scrape(stack.base_url), "tasks_created_total",
+                       source="api") == made
+    finally:
+        # SIGTERM: uvicorn's supervisor stops its processes (a SIGKILL would orphan them)
+        await asyncio.to_thread(api.stop)
 
 
 async def test_a_worker_whose_port_is_taken_warns_once_and_still_works(
