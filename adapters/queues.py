@@ -16,3 +16,6 @@ REASON_HEADER = "x-tasks-reject-reason"
 DEAD_LETTERED_AT = "x-tasks-dead-lettered-at"
 #: Where a dead letter goes back to when replayed.
 ORIGINS = {CREATE_DLQ: CREATE, DISPATCH_DLQ: DISPATCH}
+
+#: Header carrying the W3C trace context of the span that sent a message.
+TRACE_HEADER = "traceparent"

@@ -7,6 +7,7 @@ import structlog
 
 from application.model import Dispatch, NewTaskRequest, Stored
 from application.ports import Clock, DispatchSignal, IdSource, UnitOfWork
+from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from domain.errors import IdempotencyConflict
 from domain.task import Task, Transition
@@ -27,21 +28,26 @@ class CreateTask:
     """
 
     def __init__(
-        self, transactions: Transactions, clock: Clock, ids: IdSource, signal: DispatchSignal
+        self, transactions: Transactions, clock: Clock, ids: IdSource, signal: DispatchSignal,
+        *, metrics: Metrics = NO_METRICS, tracer: Tracer = NO_TRACING,
     ) -> None:
         self._transactions = transactions
         self._clock = clock
         self._ids = ids
         self._signal = signal
+        self._metrics = metrics
+        self._tracer = tracer
 
     async def __call__(self, request: NewTaskRequest) -> Created:
         task = Task.create(id=self._ids.new_id(), title=request.title,
                            description=request.description, payload=request.payload,
                            source=request.source, now=self._clock.now())
-        stored = await self._transactions.run(self._store, task, request)
+        dispatch = Dispatch(task.id, 1, self._tracer.current())
+        stored = await self._transactions.run(self._store, task, request, dispatch)
         task_id = str(stored.task.id)
         if stored.inserted:
             self._signal.notify()
+            self._metrics.created(task.source)
             log.info("task_created", task_id=task_id, source=task.source)
             return Created(stored.task, replayed=False)
         if stored.fingerprint != request.fingerprint():
@@ -50,11 +56,12 @@ class CreateTask:
         log.info("task_create_replayed", task_id=task_id)
         return Created(stored.task, replayed=True)
 
-    async def _store(self, uow: UnitOfWork, task: Task, request: NewTaskRequest) -> Stored:
+    async def _store(self, uow: UnitOfWork, task: Task, request: NewTaskRequest,
+                     dispatch: Dispatch) -> Stored:
         async with uow:
             stored = await uow.tasks.add(task, request)
             if stored.inserted:
                 await uow.tasks.record([Transition.between(None, task)])
-                await uow.outbox.put([Dispatch(task.id, 1)])
+                await uow.outbox.put([dispatch])
                 await uow.commit()
         return stored

@@ -9,6 +9,7 @@ import structlog
 from application.model import Dispatch
 from application.ports import Clock, DispatchSignal, UnitOfWorkFactory
 from application.stops import StopRequests
+from application.telemetry import NO_METRICS, Metrics
 from domain.task import TaskStatus, Transition
 
 log = structlog.get_logger(__name__)
@@ -49,12 +50,15 @@ class RecoverExpiredLeases:
         signal: DispatchSignal,
         max_attempts: int,
         batch: int = 500,
+        *,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._signal = signal
         self._max_attempts = max_attempts
         self._batch = batch
+        self._metrics = metrics
 
     async def __call__(self) -> int:
         now = self._clock.now()
@@ -62,7 +66,7 @@ class RecoverExpiredLeases:
             expired = await uow.tasks.expired(now, self._batch)
             pairs = [(t, t.expire(now=now, max_attempts=self._max_attempts)) for t in expired]
             written = await uow.tasks.compare_and_set_many(pairs)
-            transitions, dispatches = [], []
+            transitions, dispatches, ended = [], [], []
             for task, after in pairs:
                 if task.id not in written:
                     continue
@@ -75,11 +79,17 @@ class RecoverExpiredLeases:
                 )
                 if after.status is TaskStatus.NEW:
                     dispatches.append(Dispatch(after.id, after.attempts + 1))
+                else:
+                    ended.append(after.status)
                 log.warning("lease_expired", task_id=str(task.id), worker=task.lease_owner,
                             attempt=task.attempts, now_status=after.status)
             await uow.tasks.record(transitions)
             await uow.outbox.put(dispatches)
             await uow.commit()
+        if transitions:
+            self._metrics.recovered(len(transitions))
+        for status in ended:
+            self._metrics.finished(status, None)
         if dispatches:
             self._signal.notify()
         return len(transitions)

@@ -36,11 +36,14 @@ class Stored(msgspec.Struct, frozen=True):
     inserted: bool
 
 
-class Dispatch(msgspec.Struct, frozen=True):
-    """What a worker receives: which task, and for which attempt it was sent."""
+class Dispatch(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a worker receives: which task, and for which attempt it was sent. `trace` is the
+    trace of the request that sent it (opaque, see application/telemetry.py): it travels beside
+    the message, in the outbox row and the message headers, never in the body."""
 
     task_id: uuid.UUID
     attempt: int
+    trace: str | None = None
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

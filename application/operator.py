@@ -9,6 +9,7 @@ import structlog
 
 from application.model import Dispatch
 from application.ports import Clock, DispatchSignal, UnitOfWork
+from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from domain.errors import InvalidTransition, TaskNotFound
 from domain.task import Task, TaskStatus, Transition
@@ -40,25 +41,28 @@ class RetryTask:
     `attempts` keeps counting. Anything else is a conflict (a retry that arrives twice finds
     the task `new` the second time)."""
 
-    def __init__(self, transactions: Transactions, clock: Clock, signal: DispatchSignal) -> None:
+    def __init__(self, transactions: Transactions, clock: Clock, signal: DispatchSignal,
+                 *, tracer: Tracer = NO_TRACING) -> None:
         self._transactions = transactions
         self._clock = clock
         self._signal = signal
+        self._tracer = tracer
 
     async def __call__(self, task_id: uuid.UUID, actor: str | None, reason: str | None) -> Task:
-        retried = await self._transactions.run(self._retry, task_id, actor, reason)
+        trace = self._tracer.current()
+        retried = await self._transactions.run(self._retry, task_id, actor, reason, trace)
         self._signal.notify()
         log.info("task_retried", task_id=str(task_id), actor=actor, reason=reason)
         return retried
 
     async def _retry(self, uow: UnitOfWork, task_id: uuid.UUID, actor: str | None,
-                     reason: str | None) -> Task:
+                     reason: str | None, trace: str | None) -> Task:
         async with uow:
             task = await _current(uow, task_id)
             again = task.retry(now=self._clock.now())
             await _changed(uow, task, again)
             await uow.tasks.record([Transition.between(task, again, actor=actor, reason=reason)])
-            await uow.outbox.put([Dispatch(task.id, again.attempts + 1)])
+            await uow.outbox.put([Dispatch(task.id, again.attempts + 1, trace)])
             await uow.commit()
         return again
 
@@ -69,13 +73,17 @@ class CancelTask:
     if that worker is gone). Either way the error text starts with `cancelled`. A finished task
     is a conflict; a second cancel of a running task changes nothing."""
 
-    def __init__(self, transactions: Transactions, clock: Clock) -> None:
+    def __init__(self, transactions: Transactions, clock: Clock,
+                 *, metrics: Metrics = NO_METRICS) -> None:
         self._transactions = transactions
         self._clock = clock
+        self._metrics = metrics
 
     async def __call__(self, task_id: uuid.UUID, actor: str | None,
                        reason: str | None) -> Cancelled:
         cancelled = await self._transactions.run(self._cancel, task_id, actor, reason)
+        if cancelled.stopped:
+            self._metrics.finished(cancelled.task.status, None)
         log.info("task_cancelled" if cancelled.stopped else "task_cancel_requested",
                  task_id=str(task_id), actor=actor, reason=reason)
         return cancelled

@@ -6,12 +6,13 @@ import asyncio
 import enum
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from application.ports import Clock, Processor, UnitOfWork
 from application.stops import StopRequests
+from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from application.until import until_set
 from domain.task import Task, TaskStatus, Transition
@@ -46,6 +47,9 @@ class ProcessTask:
         worker_id: str,
         lease: timedelta,
         stops: StopRequests,
+        *,
+        metrics: Metrics = NO_METRICS,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self._transactions = transactions
         self._processor = processor
@@ -53,19 +57,27 @@ class ProcessTask:
         self._worker = worker_id
         self._lease = lease
         self._stops = stops
+        self._metrics = metrics
+        self._tracer = tracer
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
-        claimed = await self._transactions.run_or_undo(self._hand_back, self._claim, task_id)
+        with self._tracer.span("task.claim", task_id):
+            claimed = await self._transactions.run_or_undo(self._hand_back, self._claim, task_id)
         if isinstance(claimed, Outcome):
             return claimed
         log.info("task_claimed", task_id=str(task_id), attempt=claimed.attempts)
         started = time.monotonic()
-        with self._stops.watching((claimed.id, claimed.attempts)) as stop:
+        with self._stops.watching((claimed.id, claimed.attempts)) as stop, \
+                self._tracer.span("task.process", task_id):
             error = await self._work(claimed, stop)
-        if error is Stopped.BY_OPERATOR:
-            done = await self._transactions.run(self._stop, claimed)
-        else:
-            done = await self._transactions.run(self._finish, claimed, error)
+        with self._tracer.span("task.finish", task_id) as span:
+            if error is Stopped.BY_OPERATOR:
+                done = await self._transactions.run(self._stop, claimed)
+            else:
+                done = await self._transactions.run(self._finish, claimed, error)
+            span.set("task.outcome", done.status if done else "dropped")
+        if done:
+            self._metrics.finished(done.status, _seconds(claimed.started_at, done.finished_at))
         log.info(
             "task_finished" if done else "task_result_dropped",
             task_id=str(task_id),
@@ -90,6 +102,7 @@ class ProcessTask:
                 return Outcome.SKIPPED  # another worker claimed it first
             await uow.tasks.record([Transition.between(task, claimed, worker=self._worker)])
             await uow.commit()
+        self._metrics.claimed(_seconds(task.updated_at, claimed.started_at) or 0.0)
         return claimed
 
     async def _work(self, claimed: Task, stop: asyncio.Event) -> str | Stopped | None:
@@ -151,3 +164,10 @@ class ProcessTask:
                 await uow.tasks.record([step])
                 await uow.commit()
                 log.info("task_handed_back", task_id=str(claimed.id), to=back.status)
+                if back.status.is_final:
+                    self._metrics.finished(back.status,
+                                           _seconds(claimed.started_at, back.finished_at))
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return max(0.0, (end - start).total_seconds()) if start and end else None

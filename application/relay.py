@@ -31,5 +31,7 @@ class RelayDispatches:
             await self._publisher.publish(pending)
             await uow.commit()
         for dispatch in pending:
-            log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt)
+            # `trace` (opaque, None when tracing is off) lets the log name the task's trace
+            log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt,
+                     trace=dispatch.trace)
         return len(pending)

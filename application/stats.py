@@ -12,12 +12,14 @@ from domain.task import TaskStatus
 
 
 class Counts(msgspec.Struct, frozen=True, kw_only=True):
-    """Now: tasks in each status, and the oldest wait in `new`. So far: created, finished."""
+    """Now: tasks in each status, the oldest wait in `new`, and the dispatches committed but
+    not yet confirmed by the broker. So far: created, finished."""
 
     by_status: dict[TaskStatus, int]
     oldest_new_at: datetime | None
     created: int
     finished: dict[TaskStatus, int]
+    outbox_pending: int = 0
 
 
 class Rate(msgspec.Struct, frozen=True, kw_only=True):

@@ -37,14 +37,18 @@ def cmd_worker(settings: Settings) -> int:
 
     from entrypoints.container import build_container
     from entrypoints.lifecycle import Roles, running
+    from entrypoints.tracing import enable_tracing
+    from entrypoints.worker_http import worker_http
 
     async def main() -> None:
         container = build_container(settings)
+        enable_tracing(container, "tasks-worker")
         stopping = container.stopping()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        async with running(container, Roles(worker=True)):
+        async with running(container, Roles(worker=True)), worker_http(
+                container.readiness(), settings.http_host, settings.worker_http_port):
             await stopping.wait()
 
     asyncio.run(main())

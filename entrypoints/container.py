@@ -24,8 +24,10 @@ from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.broker import RabbitMQ
 from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
+from adapters.telemetry.prometheus import PrometheusMetrics
 from application.create import CreateTask
 from application.deadletters import ListDeadLetters, ReplayDeadLetters
+from application.gauges import ReadGauges
 from application.health import CheckReadiness
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.operator import CancelTask, RetryTask
@@ -35,6 +37,7 @@ from application.relay import RelayDispatches
 from application.retention import PruneTasks
 from application.stats import GetCounts, Throughput
 from application.stops import StopRequests
+from application.telemetry import NO_TRACING
 from application.transactions import Transactions
 from application.watch import WatchTasks
 from entrypoints.settings import Settings
@@ -86,7 +89,9 @@ class Container(containers.DeclarativeContainer):
         make_pool, settings.provided.database_url, max_size=settings.provided.db_pool_size
     )
     pool_open = providers.Resource(pool_lifecycle, pool)
-    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url)
+    #: OpenTelemetry once entrypoints.tracing has found OTEL_EXPORTER_OTLP_ENDPOINT set
+    tracer = providers.Object(NO_TRACING)
+    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url, tracer=tracer)
     broker_open = providers.Resource(broker_lifecycle, broker)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
@@ -104,9 +109,13 @@ class Container(containers.DeclarativeContainer):
     worker_transactions = providers.Singleton(
         Transactions, uow.provider, wait_out_outages=True)
     operator_transactions = providers.Singleton(Transactions, uow.provider)
-    create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal)
-    retry_task = providers.Singleton(RetryTask, operator_transactions, clock, signal)
-    cancel_task = providers.Singleton(CancelTask, operator_transactions, clock)
+    #: this process's counts, in prometheus-client's registry (or its multiprocess files)
+    metrics = providers.Singleton(PrometheusMetrics)
+    create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal,
+                                      metrics=metrics, tracer=tracer)
+    retry_task = providers.Singleton(RetryTask, operator_transactions, clock, signal,
+                                     tracer=tracer)
+    cancel_task = providers.Singleton(CancelTask, operator_transactions, clock, metrics=metrics)
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
@@ -116,15 +125,18 @@ class Container(containers.DeclarativeContainer):
     list_dead_letters = providers.Singleton(ListDeadLetters, dead_letter_queues)
     replay_dead_letters = providers.Singleton(
         ReplayDeadLetters, dead_letter_queues, uow.provider)
+    read_gauges = providers.Singleton(ReadGauges, get_counts, dead_letter_queues)
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     relay = providers.Singleton(RelayDispatches, uow.provider, broker)
     process_task = providers.Singleton(
-        ProcessTask, worker_transactions, processor, clock, worker_id, lease, stops
+        ProcessTask, worker_transactions, processor, clock, worker_id, lease, stops,
+        metrics=metrics, tracer=tracer,
     )
     renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease, stops)
     recover = providers.Singleton(
-        RecoverExpiredLeases, uow.provider, clock, signal, settings.provided.max_attempts
+        RecoverExpiredLeases, uow.provider, clock, signal, settings.provided.max_attempts,
+        metrics=metrics,
     )
 
 

@@ -8,12 +8,15 @@ import contextlib
 import msgspec
 import structlog
 
+from adapters.queues import CREATE
 from application.backoff import retrying
 from application.create import CreateTask
 from application.ports import Delivery, DeliveryHandler
+from application.telemetry import NO_TRACING, Tracer
 from domain.errors import DomainError
 from domain.task import TaskSource
 from entrypoints.problems import problem_for
+from entrypoints.tracing import consuming
 from entrypoints.wire import TaskIn, TaskOut
 
 log = structlog.get_logger(__name__)
@@ -23,13 +26,15 @@ _encode = msgspec.json.Encoder().encode
 REPLAYED_HEADER = "idempotent-replayed"
 
 
-def intake_handler(create: CreateTask) -> DeliveryHandler:
+def intake_handler(create: CreateTask, tracer: Tracer = NO_TRACING) -> DeliveryHandler:
     """What the broker calls for each `tasks.create` message. It is acknowledged only once its
-    task is committed; one that cannot become a task is dead-lettered with the reason."""
+    task is committed; one that cannot become a task is dead-lettered with the reason. Each is
+    handled in a span that continues the producer's `traceparent` header when it sends one."""
 
     async def on_create(delivery: Delivery) -> None:
         key = delivery.message_id or None
-        with structlog.contextvars.bound_contextvars(message_id=key):
+        with structlog.contextvars.bound_contextvars(message_id=key), \
+                consuming(tracer, CREATE, delivery):
             try:
                 request = _decode(delivery.body).to_request(TaskSource.AMQP, key)
                 created = await retrying(lambda: create(request), "intake_create")

@@ -17,6 +17,7 @@ from entrypoints.inflight import Inflight
 from entrypoints.intake import intake_handler
 from entrypoints.loops import Background, every, relay_loop
 from entrypoints.readiness import report_readiness
+from entrypoints.tracing import flush_traces
 from entrypoints.worker import dispatch_handler
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
     settings = container.settings()
     grace = settings.shutdown_grace_seconds
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(flush_traces, container.tracer())  # the very last step
         await init_resources(container)
         stack.push_async_callback(shutdown_resources, container)
         broker = container.broker()
@@ -79,12 +81,14 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                                   first_delay=min(often, 30.0)), "retention")
             work = Inflight("worker", grace)
             await broker.consume(DISPATCH, settings.worker_concurrency,
-                                 work.track(dispatch_handler(container.process_task())))
+                                 work.track(dispatch_handler(container.process_task(),
+                                                            container.tracer())))
             consumers.append((DISPATCH, settings.worker_concurrency, work))
         if roles.intake:
             intake = Inflight("intake", grace)
             await broker.consume(CREATE, settings.intake_prefetch,
-                                 intake.track(intake_handler(container.create_task())))
+                                 intake.track(intake_handler(container.create_task(),
+                                                          container.tracer())))
             consumers.append((CREATE, settings.intake_prefetch, intake))
         for _, _, inflight in consumers:
             stack.push_async_callback(inflight.drain)

@@ -7,10 +7,14 @@ import sys
 
 import structlog
 
+from entrypoints.tracing import requested as tracing_requested
+from entrypoints.tracing import trace_ids
+
 
 def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        trace_ids(tracing_requested()),
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -24,6 +24,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_host: str = "0.0.0.0"
     http_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     http_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    worker_http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8001
     processing_min_seconds: Seconds = 5.0
     processing_max_seconds: Seconds = 10.0
     failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2

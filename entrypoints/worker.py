@@ -9,16 +9,20 @@ from collections.abc import Awaitable
 import msgspec
 import structlog
 
+from adapters.queues import DISPATCH
 from application.model import Dispatch
 from application.ports import Delivery, DeliveryHandler
 from application.process import ProcessTask
+from application.telemetry import NO_TRACING, Tracer
+from entrypoints.tracing import consuming
 
 log = structlog.get_logger(__name__)
 _decode = msgspec.json.Decoder(Dispatch).decode
 
 
-def dispatch_handler(process: ProcessTask) -> DeliveryHandler:
-    """What the broker calls for each dispatch (each in its own asyncio task)."""
+def dispatch_handler(process: ProcessTask, tracer: Tracer = NO_TRACING) -> DeliveryHandler:
+    """What the broker calls for each dispatch (each in its own asyncio task), inside a span
+    that continues the trace the message carries."""
 
     async def on_dispatch(delivery: Delivery) -> None:
         try:
@@ -29,8 +33,10 @@ def dispatch_handler(process: ProcessTask) -> DeliveryHandler:
             return
         task_id = str(dispatch.task_id)
         try:
-            with structlog.contextvars.bound_contextvars(task_id=task_id):
+            with structlog.contextvars.bound_contextvars(task_id=task_id), \
+                    consuming(tracer, DISPATCH, delivery, dispatch.task_id) as span:
                 outcome = await process(dispatch.task_id)
+                span.set("task.outcome", outcome.value)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(delivery.requeue())

@@ -99,13 +99,13 @@ ORDER BY tx DESC, id DESC LIMIT 1;
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon;
 
 -- name: outbox_put
-INSERT INTO dispatch_outbox (task_id, attempt)
-SELECT * FROM json_to_recordset(%(rows)s::json) AS r (task_id uuid, attempt int);
+INSERT INTO dispatch_outbox (task_id, attempt, trace_context)
+SELECT * FROM json_to_recordset(%(rows)s::json) AS r (task_id uuid, attempt int, trace text);
 
 -- name: outbox_take
 DELETE FROM dispatch_outbox
 WHERE id IN (SELECT id FROM dispatch_outbox ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING task_id, attempt;
+RETURNING task_id, attempt, trace_context;
 
 -- name: ping
 SELECT 1;

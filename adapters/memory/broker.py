@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, DISPATCH, REASON_HEADER
+from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, DISPATCH, REASON_HEADER, TRACE_HEADER
 from application.model import Dispatch
 from application.ports import DeliveryHandler
 
@@ -71,10 +71,13 @@ class InMemoryBroker:
         self.queue(queue).put_nowait(InMemoryDelivery(self, queue, body, **properties))
 
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """As RabbitMQ's: a dispatch's trace goes in the headers, not in the body."""
         for dispatch in dispatches:
             self.published.append(dispatch)
-            self.put(DISPATCH, _encode(dispatch),
-                     message_id=f"{dispatch.task_id}:{dispatch.attempt}")
+            trace = dispatch.trace
+            body = _encode(msgspec.structs.replace(dispatch, trace=None) if trace else dispatch)
+            self.put(DISPATCH, body, message_id=f"{dispatch.task_id}:{dispatch.attempt}",
+                     headers={TRACE_HEADER: trace} if trace else None)
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
         task = asyncio.create_task(self._feed(queue, prefetch, handler), name=f"consume {queue}")

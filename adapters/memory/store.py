@@ -166,6 +166,7 @@ class InMemoryTasks:
             created=sum(h.from_status is None for h in self._s.history),
             finished={s: sum(h.to_status is s and h.from_status is not s
                              for h in self._s.history) for s in TaskStatus if s.is_final},
+            outbox_pending=len(self._s.outbox),
         )
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:

@@ -185,4 +185,5 @@ class PostgresOutbox:
 
     async def take(self, limit: int) -> list[Dispatch]:
         cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})
-        return [Dispatch(row["task_id"], row["attempt"]) for row in await cur.fetchall()]
+        return [Dispatch(row["task_id"], row["attempt"], row["trace_context"])
+                for row in await cur.fetchall()]

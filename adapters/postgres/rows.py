@@ -73,4 +73,5 @@ def counts_from(named: Mapping[str, int], oldest_new_at: datetime | None) -> Cou
         created=sum(by_prefix.get("created", {}).values()),
         finished={s: by_prefix.get("finished", {}).get(s.value, 0)
                   for s in TaskStatus if s.is_final},
+        outbox_pending=by_prefix.get("outbox", {}).get("pending", 0),
     )

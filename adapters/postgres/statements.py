@@ -22,9 +22,15 @@ def sql_dir() -> Path:
 
 @functools.cache
 def statements() -> dict[str, str]:
+    """Each block without its leading comment lines: they are for readers, and a statement that
+    starts with its verb is what the server's logs and a trace's span name show."""
     text = (sql_dir() / "queries.sql").read_text()
     parts = _NAME.split(text)[1:]
-    return {name: body.strip() for name, body in zip(parts[::2], parts[1::2], strict=True)}
+    return {name: _LEADING_COMMENTS.sub("", body.strip())
+            for name, body in zip(parts[::2], parts[1::2], strict=True)}
+
+
+_LEADING_COMMENTS = re.compile(r"\A(?:[ \t]*--[^\n]*\n)+")
 
 
 def statement(name: str, **fragments: sql.Composable) -> sql.Composed:

@@ -32,13 +32,14 @@ from aio_pika.abc import (
 from faststream.rabbit import RabbitBroker
 
 from adapters.diagnosis import Diagnosis
-from adapters.queues import DISPATCH
+from adapters.queues import DISPATCH, TRACE_HEADER
 from adapters.rabbitmq import topology
 from adapters.rabbitmq.delivery import RabbitDelivery
 from adapters.rabbitmq.errors import diagnose
 from application.backoff import Backoff
 from application.model import Dispatch
 from application.ports import DeliveryHandler
+from application.telemetry import NO_TRACING, Tracer
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -52,11 +53,12 @@ class RabbitMQ:
 
     name = "broker"
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, *, tracer: Tracer = NO_TRACING) -> None:
         self._broker = RabbitBroker(url, reconnect_interval=1.0, logger=None, app_id="tasks")
         self._url = url
         self._failure: Diagnosis | None = None  # why the last attempt to connect failed
         self._timeout = timeout
+        self._tracer = tracer
         self._consumers: list[tuple[str, int, DeliveryHandler]] = []
         self._subscriptions: list[tuple[AbstractQueue, str]] = []
         self._connection: AbstractRobustConnection | None = None
@@ -147,11 +149,24 @@ class RabbitMQ:
 
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """All at once on the confirming channel, so that the confirms overlap."""
-        await asyncio.gather(*(
-            self.send(DISPATCH, _encode(d), message_id=f"{d.task_id}:{d.attempt}",
-                      content_type="application/json", persistent=True)
-            for d in dispatches
-        ))
+        await asyncio.gather(*(self._publish(d) for d in dispatches))
+
+    async def _publish(self, dispatch: Dispatch) -> None:
+        """A dispatch that carries a trace is sent inside a `publish` span of that trace, and
+        the span's context goes in the headers (the body stays task id and attempt)."""
+        properties: dict[str, Any] = {"message_id": f"{dispatch.task_id}:{dispatch.attempt}",
+                                      "content_type": "application/json", "persistent": True}
+        if dispatch.trace is None:
+            await self.send(DISPATCH, _encode(dispatch), **properties)
+            return
+        with self._tracer.span(f"publish {DISPATCH}", dispatch.task_id, parent=dispatch.trace,
+                               kind="producer", attributes={
+                                   "messaging.system": "rabbitmq",
+                                   "messaging.operation.type": "send",
+                                   "messaging.destination.name": DISPATCH}) as span:
+            body = _encode(msgspec.structs.replace(dispatch, trace=None))
+            headers = {TRACE_HEADER: span.context} if span.context else {}
+            await self.send(DISPATCH, body, headers=headers, **properties)
 
     async def send(self, queue: str, body: bytes, *, persistent: bool = False,
                    **properties: Any) -> None:

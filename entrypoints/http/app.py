@@ -13,16 +13,21 @@ from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
 
+from application.telemetry import NO_TRACING
 from entrypoints.container import Container
 from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
+from entrypoints.http.asyncapi import ROUTES as ASYNCAPI_ROUTES
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
+from entrypoints.http.metrics import ROUTES as METRICS_ROUTES
+from entrypoints.http.metrics import HttpMetrics
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
 from entrypoints.http.routes import ROUTES
 from entrypoints.http.static import static_files, swagger_ui
 from entrypoints.http.stats import ROUTES as STATS_ROUTES
+from entrypoints.http.tracing import ServerSpans
 from entrypoints.http.ui import dashboard
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
@@ -58,10 +63,11 @@ class JsonRequest(Request[Any, Any, Any]):
 def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> Litestar:
     settings = container.settings()
     keys = settings.keys()
+    tracer = container.tracer()
     return Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
-                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, static_files(),
-                        *dashboard(keys)],
+                        *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES,
+                        *ASYNCAPI_ROUTES, static_files(), *dashboard(keys)],
         dependencies={
             "create": _from(container.create_task),
             "get_one": _from(container.get_task),
@@ -78,10 +84,13 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "settings": _from(container.settings),
             "list_dead": _from(container.list_dead_letters),
             "replay": _from(container.replay_dead_letters),
+            "gauges": _from(container.read_gauges),
         },
         guards=[make_guard(keys)],
-        middleware=[rate_limit(settings.rate_limit_per_second, keys)]
-        if settings.rate_limit_per_second else [],
+        middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse
+                    *([ServerSpans(tracer)] if tracer is not NO_TRACING else []),
+                    *([rate_limit(settings.rate_limit_per_second, keys)]
+                      if settings.rate_limit_per_second else [])],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,

@@ -17,7 +17,9 @@ from entrypoints.container import Container, build_container, use_memory
 from entrypoints.http.app import create_app
 from entrypoints.lifecycle import Roles, running
 from entrypoints.logging import configure_logging
+from entrypoints.metrics import process_metrics, shared_across_processes
 from entrypoints.settings import Settings
+from entrypoints.tracing import enable_tracing
 
 
 def build_app(settings: Settings, roles: Roles, in_memory: bool = False) -> Litestar:
@@ -26,7 +28,8 @@ def build_app(settings: Settings, roles: Roles, in_memory: bool = False) -> Lite
     container = build_container(settings)
     if in_memory:
         use_memory(container)
-    return create_app(container, [functools.partial(_lifespan, container, roles)])
+    enable_tracing(container, "tasks-api")
+    return create_app(container, [process_metrics, functools.partial(_lifespan, container, roles)])
 
 
 @contextlib.asynccontextmanager
@@ -71,9 +74,10 @@ def serve(settings: Settings, app: Callable[[], Litestar], workers: int) -> bool
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         timeout_worker_healthcheck=60,  # importing the app takes seconds on a loaded box
     )
-    if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return True
-    server = uvicorn.Server(config)
-    server.run()
-    return server.started
+    with shared_across_processes(workers):
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return True
+        server = uvicorn.Server(config)
+        server.run()
+        return server.started

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STDLIB = frozenset(sys.stdlib_module_names)
-INFRASTRUCTURE = frozenset({"psycopg", "psycopg_pool", "faststream", "aio_pika", "litestar"})
+INFRASTRUCTURE = frozenset({"psycopg", "psycopg_pool", "faststream", "aio_pika", "litestar",
+                            "prometheus_client", "opentelemetry"})
 EDGES = ("adapters", "entrypoints")
 #: the service's own packages (what the wheel ships); tests/ and bench/ are tooling, not layers
 SHIPPED: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"][

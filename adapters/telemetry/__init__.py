@@ -1,0 +1,1 @@
+"""Telemetry adapters: the Metrics port on prometheus-client, the Tracer port on OpenTelemetry."""

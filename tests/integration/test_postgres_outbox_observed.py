@@ -1,0 +1,44 @@
+"""What operators see of the outbox: the pending count kept by the changes, the trace carried."""
+
+from __future__ import annotations
+
+import uuid
+
+from application.model import Dispatch
+
+from .conftest import UowFactory
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def pending(uow: UowFactory) -> int:
+    async with uow() as u:
+        return (await u.tasks.counts()).outbox_pending
+
+
+async def test_a_dispatch_keeps_its_trace_context_through_the_outbox(uow: UowFactory) -> None:
+    traced, untraced = Dispatch(uuid.uuid4(), 1, TRACE), Dispatch(uuid.uuid4(), 1)
+    async with uow() as u:
+        await u.outbox.put([traced, untraced])
+        await u.commit()
+    async with uow() as u:
+        taken = await u.outbox.take(10)
+        await u.commit()
+    assert sorted(taken, key=lambda d: d.trace or "") == [untraced, traced]
+
+
+async def test_pending_counts_committed_puts_less_committed_takes(uow: UowFactory) -> None:
+    assert await pending(uow) == 0
+    async with uow() as u:
+        await u.outbox.put([Dispatch(uuid.uuid4(), 1) for _ in range(5)])
+        await u.commit()
+    async with uow() as u:
+        await u.outbox.put([Dispatch(uuid.uuid4(), 1)])  # rolled back: never counted
+    assert await pending(uow) == 5
+    async with uow() as u:
+        await u.outbox.take(2)  # rolled back: the broker did not confirm
+    assert await pending(uow) == 5
+    async with uow() as u:
+        await u.outbox.take(3)
+        await u.commit()
+    assert await pending(uow) == 2
