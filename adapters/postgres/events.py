@@ -87,7 +87,10 @@ class PostgresEventLog:
                                              {**params, "horizon": horizon})).fetchall()
         if self._heard:
             if horizon > self._heard:
+                # all heard of is readable now; the feed's own reader may not have read it yet
+                # (this may be one stream's catch-up), so it is woken to look once more
                 self._heard = 0
+                self._wake.set()
             else:  # an older transaction is still open: look again in a moment
                 asyncio.get_running_loop().call_later(self._retry, self._wake.set)
         return [to_event(row) for row in rows]
