@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, Literal
@@ -120,11 +121,18 @@ async def _stream(watch: WatchTasks, stopping: asyncio.Event, *,
     yield b"retry: 3000\n: connected\n\n"
     try:
         async with watch.subscribe(task_id=task_id, after=after, statuses=statuses) as feed:
+            quiet_since = time.monotonic()
             while not stopping.is_set():
                 batch = await feed.next(KEEPALIVE_SECONDS, stopping)
                 if batch is None:
                     return
-                yield b"".join(_message(e) for e in batch) if batch else b": keep-alive\n\n"
+                if batch:
+                    yield b"".join(_message(e) for e in batch)
+                elif time.monotonic() - quiet_since < KEEPALIVE_SECONDS:
+                    continue  # only changes this stream filters out: nothing to say yet
+                else:
+                    yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
     except ServiceUnavailable as exc:  # the stream has started: no problem document now
         log.warning("event_stream_broken", error=str(exc))
         yield b": the service cannot read its history right now; reconnect to resume\n\n"
