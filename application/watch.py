@@ -157,3 +157,11 @@ class WatchTasks:
             subscription.overflowed = False
             self._subscriptions.add(subscription)
             return self._position
+
+
+async def wakeups(wake: asyncio.Event) -> AsyncIterator[None]:
+    """An EventLog's `changes()`: yields each time `wake` is set (a burst counts once)."""
+    while True:
+        await wake.wait()
+        wake.clear()
+        yield None

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from adapters.memory.store import InMemoryStore
 from application.model import ORIGIN, Event, EventId
+from application.watch import wakeups
 from domain.task import Transition
 
 
@@ -19,11 +20,8 @@ class InMemoryEventLog:
         self._wake = asyncio.Event()
         store.on_history.append(self._wake.set)
 
-    async def changes(self) -> AsyncIterator[None]:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            yield None
+    def changes(self) -> AsyncIterator[None]:
+        return wakeups(self._wake)
 
     async def latest(self) -> EventId:
         return (0, self._store.feed[-1][0]) if self._store.feed else ORIGIN

@@ -18,6 +18,7 @@ from adapters.postgres.statements import statement
 from adapters.postgres.uow import translated
 from application.model import ORIGIN, Event, EventId
 from application.stops import StopRequests
+from application.watch import wakeups
 from domain.task import Task, Transition
 
 EVENTS = "task_events"
@@ -60,11 +61,8 @@ class PostgresEventLog:
             self._heard = max(self._heard, int(payload))
         self._wake.set()
 
-    async def changes(self) -> AsyncIterator[None]:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            yield None
+    def changes(self) -> AsyncIterator[None]:
+        return wakeups(self._wake)
 
     async def latest(self) -> EventId:
         async with translated(), self._pool.connection(timeout=5.0) as conn:
