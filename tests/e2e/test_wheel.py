@@ -1,4 +1,5 @@
-"""The built wheel carries the dashboard: installed away from the checkout, it serves /ui whole."""
+"""The built wheel carries every page's files: installed away from the checkout, it serves the
+dashboard, Swagger UI and the AsyncAPI page whole."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from tests.support.processes import free_port, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "entrypoints" / "http" / "static" / "ui"
 FILES = ["/ui/app.js", "/ui/app.css", "/static/vendor/uplot-1.6.32/dist/uPlot.iife.min.js",
-         "/static/vendor/uplot-1.6.32/dist/uPlot.min.css"]
+         "/static/vendor/uplot-1.6.32/dist/uPlot.min.css", "/docs", "/docs/asyncapi",
+         "/docs/asyncapi.json",
+         "/static/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js",
+         "/static/vendor/asyncapi-react-component-3.2.1/browser/standalone/index.js"]
 
 
 def run(*args: str | Path, cwd: Path) -> None:
