@@ -64,8 +64,10 @@ class TaskRepository(Protocol):
         """In-progress tasks whose lease ran out, locked so that concurrent sweeps skip them."""
         ...
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
-        """Push the lease of every task `worker` holds out to `until`."""
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        """Push out to `until` the lease of each of these claims (task id, attempt) that
+        `worker` still holds; a claim of `worker` that is not among them is left to expire."""
         ...
 
     async def record(self, transitions: Sequence[Transition]) -> None: ...

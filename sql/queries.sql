@@ -53,10 +53,14 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: renew_leases
--- Locks in id order, like compare_and_set_many, so renewal never deadlocks with a batch.
--- Returns the renewed tasks whose cancel was asked for (the worker may have missed the call).
+-- Only the claims (task id, attempt) the worker says it runs: a claim committed while the worker
+-- never heard of it is not renewed, and expires. Locks in id order, like compare_and_set_many,
+-- so renewal never deadlocks with a batch. Returns the renewed tasks whose cancel was asked for
+-- (the worker may have missed the call).
 UPDATE tasks SET lease_expires_at = %(until)s
-WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = %(worker)s
+WHERE id IN (SELECT id FROM tasks
+             WHERE (id, attempts) IN (SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]))
+               AND status = 'in_progress' AND lease_owner = %(worker)s
              ORDER BY id FOR NO KEY UPDATE)
   AND status = 'in_progress' AND lease_owner = %(worker)s
 RETURNING id, attempts, cancel_request IS NOT NULL AS cancel_requested;

@@ -115,9 +115,12 @@ class InMemoryTasks:
             and t.lease_expires_at is not None and t.lease_expires_at < now
         ][:limit]
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        running = set(claims)
         held = [t for t in self._s.tasks.values()
-                if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker]
+                if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker
+                and (t.id, t.attempts) in running]
         for t in held:
             self._s.tasks[t.id] = msgspec.structs.replace(t, lease_expires_at=until)
         self._undo.append(lambda: self._s.tasks.update({t.id: t for t in held}))

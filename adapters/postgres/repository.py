@@ -144,8 +144,14 @@ class PostgresTasks:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
         return [to_task(row) for row in await cur.fetchall()]
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
-        cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        if not claims:
+            return Renewed(0)
+        cur = await self._conn.execute(_q("renew_leases"), {
+            "worker": worker, "until": until,
+            "ids": [task_id for task_id, _ in claims],
+            "attempts": [attempt for _, attempt in claims]})
         rows = await cur.fetchall()  # not rowcount: unknown until a pipeline sync
         return Renewed(len(rows), frozenset(
             (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
