@@ -65,6 +65,23 @@ WHERE id IN (SELECT id FROM tasks
   AND status = 'in_progress' AND lease_owner = %(worker)s
 RETURNING id, attempts, cancel_request IS NOT NULL AS cancel_requested;
 
+-- name: select_undispatched
+-- The redispatch sweep's search: tasks in `new` that became `new` (updated_at) and were last
+-- dispatched again (redispatched_at) before `quiet_since`, with no dispatch still waiting in the
+-- outbox. Found through tasks_new_since_idx; rows another transaction holds (a claim under way,
+-- another sweep) are skipped, never waited for, so sweeps in every worker take disjoint rows.
+SELECT {columns}, redispatches FROM tasks t
+WHERE status = 'new' AND updated_at < %(quiet_since)s
+  AND (redispatched_at IS NULL OR redispatched_at < %(quiet_since)s)
+  AND NOT EXISTS (SELECT FROM dispatch_outbox o WHERE o.task_id = t.id)
+ORDER BY updated_at
+LIMIT %(limit)s
+FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: mark_redispatched
+UPDATE tasks SET redispatches = redispatches + 1, redispatched_at = %(at)s
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'new';
+
 -- name: insert_history
 INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason, actor,
                           error, started_at)
