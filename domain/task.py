@@ -183,10 +183,11 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         queue that was gone) ends in `error` rather than wait for ever."""
         if self.status is not TaskStatus.NEW:
             raise InvalidTransition(self.id, self.status, TaskStatus.ERROR)
+        times = "once" if dispatches == 1 else f"{dispatches} times"
         return self.fail(
             now=now,
-            reason=f"never claimed: dispatched {dispatches} times and no worker took it "
-                   "(each dispatch was lost: dead-lettered, purged or sent to a missing queue)",
+            reason=f"never claimed: dispatched {times} and each dispatch was lost "
+                   "(dead-lettered, purged or sent to a missing queue)",
         )
 
     def expire(self, *, now: datetime, max_attempts: int) -> Task:
