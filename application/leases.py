@@ -16,7 +16,9 @@ log = structlog.get_logger(__name__)
 
 
 class RenewLeases:
-    """One statement renews every lease the worker holds, however many tasks are in flight.
+    """One statement renews the lease of every claim this worker is running, however many are
+    in flight: only those, so that a claim committed while the worker never heard of it (the
+    connection died before the answer came) expires and is recovered like a dead worker's.
     A cancel asked for one of them reaches its worker here too, should the notification have
     been missed."""
 
@@ -29,8 +31,12 @@ class RenewLeases:
         self._stops = stops
 
     async def __call__(self) -> int:
+        running = self._stops.running()
+        if not running:
+            return 0
         async with self._uow() as uow:
-            renewed = await uow.tasks.renew_leases(self._worker, self._clock.now() + self._lease)
+            renewed = await uow.tasks.renew_leases(self._worker, running,
+                                                   self._clock.now() + self._lease)
             await uow.commit()
         for claim in renewed.cancelled:
             self._stops.request(claim)

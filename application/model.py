@@ -104,3 +104,11 @@ class Renewed(msgspec.Struct, frozen=True):
 
     count: int
     cancelled: frozenset[tuple[uuid.UUID, int]] = frozenset()
+
+
+class Waiting(msgspec.Struct, frozen=True):
+    """A task in `new` with no dispatch on its way that the sweep can see, and how often the
+    sweep has dispatched it again since it became `new`."""
+
+    task: Task
+    redispatches: int

@@ -16,6 +16,7 @@ from application.model import (
     NewTaskRequest,
     Renewed,
     Stored,
+    Waiting,
 )
 from domain.task import Task, Transition
 
@@ -64,8 +65,21 @@ class TaskRepository(Protocol):
         """In-progress tasks whose lease ran out, locked so that concurrent sweeps skip them."""
         ...
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
-        """Push the lease of every task `worker` holds out to `until`."""
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        """Push out to `until` the lease of each of these claims (task id, attempt) that
+        `worker` still holds; a claim of `worker` that is not among them is left to expire."""
+        ...
+
+    async def undispatched(self, quiet_since: datetime, limit: int) -> list[Waiting]:
+        """Tasks in `new` since before `quiet_since`, not dispatched again since then, with no
+        dispatch waiting in the outbox; oldest first, locked so that concurrent sweeps skip
+        them."""
+        ...
+
+    async def mark_redispatched(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
+        """Count one more redispatch of each (still `new`) task, at `at`. A task's count starts
+        again at its next change of status."""
         ...
 
     async def record(self, transitions: Sequence[Transition]) -> None: ...
@@ -125,6 +139,13 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 class DispatchPublisher(Protocol):
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """Return only once the broker has confirmed every message; raise otherwise."""
+        ...
+
+
+class DispatchQueue(Protocol):
+    async def ready(self) -> int:
+        """Dispatches in the queue waiting for a worker to take them (not those a worker holds
+        already); ServiceUnavailable when the queue cannot be looked at, or is missing."""
         ...
 
 

@@ -67,15 +67,16 @@ class ProcessTask:
             return claimed
         log.info("task_claimed", task_id=str(task_id), attempt=claimed.attempts)
         started = time.monotonic()
-        with self._stops.watching((claimed.id, claimed.attempts)) as stop, \
-                self._tracer.span("task.process", task_id):
-            error = await self._work(claimed, stop)
-        with self._tracer.span("task.finish", task_id) as span:
-            if error is Stopped.BY_OPERATOR:
-                done = await self._transactions.run(self._stop, claimed)
-            else:
-                done = await self._transactions.run(self._finish, claimed, error)
-            span.set("task.outcome", done.status if done else "dropped")
+        # watched (so its lease is renewed) until its end is committed, however long that takes
+        with self._stops.watching((claimed.id, claimed.attempts)) as stop:
+            with self._tracer.span("task.process", task_id):
+                error = await self._work(claimed, stop)
+            with self._tracer.span("task.finish", task_id) as span:
+                if error is Stopped.BY_OPERATOR:
+                    done = await self._transactions.run(self._stop, claimed)
+                else:
+                    done = await self._transactions.run(self._finish, claimed, error)
+                span.set("task.outcome", done.status if done else "dropped")
         if done:
             self._metrics.finished(done.status, _seconds(claimed.started_at, done.finished_at))
         log.info(

@@ -178,6 +178,18 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidTransition(self.id, self.status, TaskStatus.ERROR)
         return self.fail(now=now, reason=self.cancel_request.error())
 
+    def never_claimed(self, *, now: datetime, dispatches: int) -> Task:
+        """A waiting task whose every dispatch was lost (dead-lettered, purged, or sent to a
+        queue that was gone) ends in `error` rather than wait for ever."""
+        if self.status is not TaskStatus.NEW:
+            raise InvalidTransition(self.id, self.status, TaskStatus.ERROR)
+        times = "once" if dispatches == 1 else f"{dispatches} times"
+        return self.fail(
+            now=now,
+            reason=f"never claimed: dispatched {times} and each dispatch was lost "
+                   "(dead-lettered, purged or sent to a missing queue)",
+        )
+
     def expire(self, *, now: datetime, max_attempts: int) -> Task:
         """The lease ran out (the worker died): retry, or give up after `max_attempts`; a task
         whose cancel was requested is not run again but ends cancelled."""

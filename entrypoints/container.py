@@ -15,12 +15,14 @@ from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.backlog import InMemoryDispatchQueue
 from adapters.memory.deadletters import InMemoryDeadLetters
 from adapters.memory.events import InMemoryEventLog
 from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.uow import PostgresUnitOfWork
+from adapters.rabbitmq.backlog import RabbitDispatchQueue
 from adapters.rabbitmq.broker import RabbitMQ
 from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
@@ -33,6 +35,7 @@ from application.leases import RecoverExpiredLeases, RenewLeases
 from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
+from application.redispatch import RedispatchLost
 from application.relay import RelayDispatches
 from application.retention import PruneTasks
 from application.stats import GetCounts, Throughput
@@ -84,6 +87,8 @@ class Container(containers.DeclarativeContainer):
         rng,
     )
     lease = providers.Factory(lambda s: timedelta(seconds=s), settings.provided.lease_seconds)
+    redispatch_quiet = providers.Factory(lambda s: timedelta(seconds=s),
+                                         settings.provided.redispatch_seconds)
 
     pool = providers.Singleton(
         make_pool, settings.provided.database_url, max_size=settings.provided.db_pool_size
@@ -139,6 +144,12 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
 
+    dispatch_queue = providers.Singleton(RabbitDispatchQueue, broker)
+    redispatch = providers.Singleton(
+        RedispatchLost, uow.provider, clock, dispatch_queue, signal, worker_id, redispatch_quiet,
+        settings.provided.max_attempts, metrics=metrics,
+    )
+
 
 def build_container(settings: Settings) -> Container:
     container = Container(settings=settings)
@@ -157,6 +168,7 @@ def use_memory(container: Container) -> InMemoryBroker:
     container.probes.override(providers.Object([store, broker]))
     container.event_log.override(providers.Singleton(InMemoryEventLog, store))
     container.dead_letter_queues.override(providers.Singleton(InMemoryDeadLetters, broker))
+    container.dispatch_queue.override(providers.Singleton(InMemoryDispatchQueue, broker))
     container.listener.override(providers.Object(None))  # the store tells its hooks itself
     store.on_cancel.append(container.stops().request)
     return broker

@@ -12,6 +12,7 @@ import structlog
 
 from adapters.postgres.events import hear_cancels
 from adapters.queues import CREATE, DISPATCH
+from application.backoff import Backoff
 from entrypoints.container import Container, init_resources, shutdown_resources
 from entrypoints.inflight import Inflight
 from entrypoints.intake import intake_handler
@@ -26,6 +27,9 @@ THROUGHPUT_EVERY = 5.0
 #: How often workers prune finished tasks past TASKS_RETENTION_DAYS, at most (seconds); a
 #: tenth of the retention period when that is shorter.
 PRUNE_EVERY = 600.0
+#: The redispatch sweep looks every quarter of TASKS_REDISPATCH_SECONDS (at most this often, in
+#: seconds): a lost dispatch is sent again 1 to 1.25 times that after it was sent.
+REDISPATCH_AT_MOST_EVERY = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                               container.renew_leases()), "renew")
             loops.start(every("recovery", settings.recovery_interval_seconds,
                               container.recover(), first_delay=1.0), "recovery")
+            loops.start(every("redispatch",
+                              max(REDISPATCH_AT_MOST_EVERY, settings.redispatch_seconds / 4),
+                              container.redispatch(), first_delay=1.0, backoff=Backoff()),
+                        "redispatch")
             if settings.retention_days is not None:
                 keep = timedelta(days=settings.retention_days)
                 often = min(PRUNE_EVERY, max(1.0, keep.total_seconds() / 10))

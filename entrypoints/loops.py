@@ -41,21 +41,28 @@ async def relay_loop(
 
 
 async def every(
-    name: str, seconds: float, step: Callable[[], Awaitable[int]], *, first_delay: float = 0
+    name: str, seconds: float, step: Callable[[], Awaitable[int]], *, first_delay: float = 0,
+    backoff: Backoff | None = None,
 ) -> None:
-    """Run `step` periodically; an outage or a bug is logged and retried, never fatal."""
+    """Run `step` periodically; an outage or a bug is logged and retried, never fatal. With
+    `backoff`, an outage spaces the tries out by it (never closer than `seconds`)."""
     await asyncio.sleep(first_delay)
     while True:
+        pause = seconds
         try:
             count = await step()
             if count:
                 log.info(f"{name}_done", count=count)
+            if backoff is not None:
+                backoff.reset()
         except ServiceUnavailable as exc:
+            if backoff is not None:
+                pause = max(seconds, backoff.next_delay())
             if (extra := _said.check(str(exc))) is not None:
-                log.warning(f"{name}_paused", error=str(exc), **extra)
+                log.warning(f"{name}_paused", error=str(exc), retry_in=round(pause, 2), **extra)
         except Exception:
             log.exception(f"{name}_failed")
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(pause)
 
 
 class Background:

@@ -33,6 +33,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: unset (or 0): a third of lease_seconds, so that setting only the lease always works
     lease_renew_seconds: Seconds = 0.0
     recovery_interval_seconds: Interval = 5.0
+    #: a task still `new` this long after it became `new` or was last dispatched again, with no
+    #: dispatch pending, lost its dispatch: long enough above a normal relay and delivery
+    #: (seconds at most, through a broker reconnect) that a dispatch on its way is never taken
+    #: for lost, short enough that a lost one waits about a minute
+    redispatch_seconds: Annotated[float, msgspec.Meta(ge=1, le=DAY)] = 60.0
     max_attempts: Positive = 3
     shutdown_grace_seconds: Seconds = 20.0
     relay_interval_seconds: Interval = 1.0

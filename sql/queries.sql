@@ -53,13 +53,34 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: renew_leases
--- Locks in id order, like compare_and_set_many, so renewal never deadlocks with a batch.
--- Returns the renewed tasks whose cancel was asked for (the worker may have missed the call).
+-- Only the claims (task id, attempt) the worker says it runs: a claim committed while the worker
+-- never heard of it is not renewed, and expires. Locks in id order, like compare_and_set_many,
+-- so renewal never deadlocks with a batch. Returns the renewed tasks whose cancel was asked for
+-- (the worker may have missed the call).
 UPDATE tasks SET lease_expires_at = %(until)s
-WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = %(worker)s
+WHERE id IN (SELECT id FROM tasks
+             WHERE (id, attempts) IN (SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]))
+               AND status = 'in_progress' AND lease_owner = %(worker)s
              ORDER BY id FOR NO KEY UPDATE)
   AND status = 'in_progress' AND lease_owner = %(worker)s
 RETURNING id, attempts, cancel_request IS NOT NULL AS cancel_requested;
+
+-- name: select_undispatched
+-- The redispatch sweep's search: tasks in `new` that became `new` (updated_at) and were last
+-- dispatched again (redispatched_at) before `quiet_since`, with no dispatch still waiting in the
+-- outbox. Found through tasks_new_since_idx; rows another transaction holds (a claim under way,
+-- another sweep) are skipped, never waited for, so sweeps in every worker take disjoint rows.
+SELECT {columns}, redispatches FROM tasks t
+WHERE status = 'new' AND updated_at < %(quiet_since)s
+  AND (redispatched_at IS NULL OR redispatched_at < %(quiet_since)s)
+  AND NOT EXISTS (SELECT FROM dispatch_outbox o WHERE o.task_id = t.id)
+ORDER BY updated_at
+LIMIT %(limit)s
+FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: mark_redispatched
+UPDATE tasks SET redispatches = redispatches + 1, redispatched_at = %(at)s
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'new';
 
 -- name: insert_history
 INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason, actor,

@@ -12,7 +12,7 @@ from typing import Self
 
 import msgspec
 
-from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored, Waiting
 from application.stats import Counts
 from domain.task import Task, TaskStatus, Transition
 
@@ -29,6 +29,8 @@ class InMemoryStore:
         #: the history as the event log reads it: (position, change), in commit order
         self.feed: list[tuple[int, Transition]] = []
         self.outbox: list[Dispatch] = []
+        #: the sweep's redispatches of a task since its last change of status: (count, last)
+        self.redispatched: dict[uuid.UUID, tuple[int, datetime]] = {}
         self.lock = asyncio.Lock()
         self.commits = 0
         #: told after each commit that recorded history, and of each cancel asked for a claim
@@ -102,6 +104,10 @@ class InMemoryTasks:
             self._s.tasks[old.id] = new
             self._undo.append(functools.partial(self._s.tasks.__setitem__, old.id, current))
             written.add(old.id)
+            if new.status is not current.status and old.id in self._s.redispatched:
+                count = self._s.redispatched.pop(old.id)
+                self._undo.append(functools.partial(
+                    self._s.redispatched.__setitem__, old.id, count))
             if new.cancel_request is not None and current.cancel_request is None:
                 claim = (new.id, new.attempts)
                 self._after_commit.extend(functools.partial(hook, claim)
@@ -115,14 +121,42 @@ class InMemoryTasks:
             and t.lease_expires_at is not None and t.lease_expires_at < now
         ][:limit]
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        running = set(claims)
         held = [t for t in self._s.tasks.values()
-                if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker]
+                if t.status is TaskStatus.IN_PROGRESS and t.lease_owner == worker
+                and (t.id, t.attempts) in running]
         for t in held:
             self._s.tasks[t.id] = msgspec.structs.replace(t, lease_expires_at=until)
         self._undo.append(lambda: self._s.tasks.update({t.id: t for t in held}))
         return Renewed(len(held), frozenset(
             (t.id, t.attempts) for t in held if t.cancel_request is not None))
+
+    async def undispatched(self, quiet_since: datetime, limit: int) -> list[Waiting]:
+        pending = {d.task_id for d in self._s.outbox}
+        found = [
+            Waiting(t, self._s.redispatched.get(t.id, (0, t.updated_at))[0])
+            for t in self._s.tasks.values()
+            if t.status is TaskStatus.NEW and t.updated_at < quiet_since
+            and self._s.redispatched.get(t.id, (0, t.updated_at))[1] < quiet_since
+            and t.id not in pending
+        ]
+        return sorted(found, key=lambda w: w.task.updated_at)[:limit]
+
+    async def mark_redispatched(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
+        before = dict(self._s.redispatched)
+        for task_id in ids:
+            if self._s.tasks[task_id].status is TaskStatus.NEW:
+                count = self._s.redispatched.get(task_id, (0, at))[0]
+                self._s.redispatched[task_id] = (count + 1, at)
+        marks = self._s.redispatched
+
+        def undo() -> None:
+            marks.clear()
+            marks.update(before)
+
+        self._undo.append(undo)
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         size, fed = len(self._s.history), len(self._s.feed)

@@ -22,7 +22,7 @@ from adapters.postgres.rows import (
     to_transition,
 )
 from adapters.postgres.statements import statement
-from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored
+from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored, Waiting
 from application.stats import Counts
 from domain.task import Task, Transition
 
@@ -144,11 +144,26 @@ class PostgresTasks:
         cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
         return [to_task(row) for row in await cur.fetchall()]
 
-    async def renew_leases(self, worker: str, until: datetime) -> Renewed:
-        cur = await self._conn.execute(_q("renew_leases"), {"worker": worker, "until": until})
+    async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
+                           until: datetime) -> Renewed:
+        if not claims:
+            return Renewed(0)
+        cur = await self._conn.execute(_q("renew_leases"), {
+            "worker": worker, "until": until,
+            "ids": [task_id for task_id, _ in claims],
+            "attempts": [attempt for _, attempt in claims]})
         rows = await cur.fetchall()  # not rowcount: unknown until a pipeline sync
         return Renewed(len(rows), frozenset(
             (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
+
+    async def undispatched(self, quiet_since: datetime, limit: int) -> list[Waiting]:
+        cur = await self._conn.execute(_q("select_undispatched"), {
+            "quiet_since": quiet_since, "limit": limit})
+        return [Waiting(to_task(row), row.pop("redispatches")) for row in await cur.fetchall()]
+
+    async def mark_redispatched(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
+        if ids:
+            await self._conn.execute(_q("mark_redispatched"), {"ids": list(ids), "at": at})
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:

@@ -73,15 +73,17 @@ async def test_a_sweep_sees_locked_rows_again_once_the_other_sweep_rolled_back(
         assert len(await second.tasks.expired(NOW, limit=10)) == 1
 
 
-async def test_renewing_touches_only_that_workers_tasks_in_progress(uow: UowFactory) -> None:
+async def test_renewing_touches_only_the_claims_the_worker_runs(uow: UowFactory) -> None:
     mine = [leased("mine 1", PAST), leased("mine 2", FUTURE)]
+    unheard = leased("mine, but never heard of", FUTURE)
     theirs = leased("theirs", PAST, worker="worker-2")
     my_finished = finished_with_stale_lease("mine, finished")
-    await store_as(uow, *mine, theirs, my_finished)
+    await store_as(uow, *mine, unheard, theirs, my_finished)
     until = NOW + timedelta(hours=1)
+    running = [(t.id, t.attempts) for t in (*mine, theirs, my_finished)]
 
     async with uow() as u:
-        renewed = await u.tasks.renew_leases("worker-1", until)
+        renewed = await u.tasks.renew_leases("worker-1", running, until)
         await u.commit()
 
     assert renewed == Renewed(2)
@@ -89,8 +91,21 @@ async def test_renewing_touches_only_that_workers_tasks_in_progress(uow: UowFact
         got = await fetch(uow, task.id)
         assert got is not None
         assert (got.status, got.lease_expires_at) == (TaskStatus.IN_PROGRESS, until)
+    assert await fetch(uow, unheard.id) == unheard
     assert await fetch(uow, theirs.id) == theirs
     assert await fetch(uow, my_finished.id) == my_finished
+
+
+async def test_renewing_a_claim_of_an_earlier_attempt_changes_nothing(uow: UowFactory) -> None:
+    held = leased("held", PAST)
+    await store_as(uow, held)
+
+    async with uow() as u:
+        renewed = await u.tasks.renew_leases("worker-1", [(held.id, held.attempts - 1)], FUTURE)
+        await u.commit()
+
+    assert renewed == Renewed(0)
+    assert await fetch(uow, held.id) == held
 
 
 async def test_renewing_for_a_worker_that_holds_nothing_changes_nothing(uow: UowFactory) -> None:
@@ -98,7 +113,7 @@ async def test_renewing_for_a_worker_that_holds_nothing_changes_nothing(uow: Uow
     await store_as(uow, held)
 
     async with uow() as u:
-        renewed = await u.tasks.renew_leases("nobody", FUTURE)
+        renewed = await u.tasks.renew_leases("nobody", [(held.id, held.attempts)], FUTURE)
         await u.commit()
 
     assert renewed == Renewed(0)

@@ -21,6 +21,7 @@ def test_the_defaults_are_those_of_the_design() -> None:
     assert s.worker_concurrency == 100
     assert s.lease_seconds == 30
     assert s.lease_renew_seconds == 10
+    assert s.redispatch_seconds == 60
     assert s.max_body_bytes == 1_048_576
     assert s.random_seed is None
     assert (s.log_format, s.log_level) == ("console", "INFO")
@@ -124,6 +125,30 @@ def test_setting_only_the_lease_always_works_renewing_every_third_of_it(lease: s
     s = load_settings(environ={"TASKS_LEASE_SECONDS": lease}, dotenv=NO_DOTENV)
     assert s.lease_renew_seconds == pytest.approx(float(lease) / 3)
     assert Settings(lease_seconds=float(lease)).lease_renew_seconds == s.lease_renew_seconds
+
+
+def test_a_renewal_left_empty_or_zero_renews_every_third_of_the_lease() -> None:
+    for renew in ("", "0"):
+        env = {"TASKS_LEASE_SECONDS": "5", "TASKS_LEASE_RENEW_SECONDS": renew}
+        assert load_settings(environ=env, dotenv=NO_DOTENV).lease_renew_seconds == (
+            pytest.approx(5 / 3))
+
+
+@pytest.mark.parametrize("redispatch", ["0", "0.5", "-1", "90000"])
+def test_a_redispatch_time_outside_one_second_to_a_day_is_refused_in_one_line(
+    redispatch: str,
+) -> None:
+    with pytest.raises(SettingsError,
+                       match=r"^invalid setting TASKS_REDISPATCH_SECONDS=") as caught:
+        load_settings(environ={"TASKS_REDISPATCH_SECONDS": redispatch}, dotenv=NO_DOTENV)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_redispatch_time_needs_no_relation_to_the_lease() -> None:
+    """The sweep looks at tasks in `new`, leases at tasks in progress: any pair works."""
+    env = {"TASKS_LEASE_SECONDS": "600", "TASKS_REDISPATCH_SECONDS": "1"}
+    s = load_settings(environ=env, dotenv=NO_DOTENV)
+    assert (s.lease_seconds, s.lease_renew_seconds, s.redispatch_seconds) == (600, 200, 1)
 
 
 def test_an_explicit_renewal_shorter_than_the_lease_is_kept() -> None:

@@ -89,6 +89,39 @@ async def test_renewing_pushes_the_lease_of_every_task_the_worker_holds(world: W
         await stop(job)
 
 
+async def test_a_claim_the_worker_never_heard_of_is_not_renewed_and_expires(
+    world: World,
+) -> None:
+    running, job = await claimed_task(world, "w1")
+    unheard = await world.new_task("claimed, but the answer never came back")
+    now = world.clock.now()
+    world.store.tasks[unheard.id] = unheard.claim(now=now, worker="w1", lease_until=now + LEASE)
+    world.clock.advance(20)
+    assert await world.renew("w1")() == 1
+    assert world.task(running.id).lease_expires_at == world.clock.now() + LEASE
+    world.clock.advance(LEASE.total_seconds() - 5)
+    assert await world.recover()() == 1
+    assert world.task(running.id).status is S.IN_PROGRESS
+    assert (world.task(unheard.id).status, world.store.history[-1].reason) == (
+        S.NEW, "lease expired")
+    await stop(job)
+
+
+async def test_a_claim_stays_renewed_until_its_end_is_committed(world: World) -> None:
+    task = await world.new_task()
+    processor = BlockingProcessor()
+    job = asyncio.create_task(world.process(processor, "w1")(task.id))
+    await processor.started.wait()
+    assert world.stops.running() == [(task.id, 1)]
+    async with world.store.lock:  # the finish waits for the database
+        processor.release.set()
+        await asyncio.sleep(0.05)
+        assert world.stops.running() == [(task.id, 1)]
+    await job
+    assert world.stops.running() == []
+    assert await world.renew("w1")() == 0
+
+
 async def test_the_relay_moves_outbox_entries_to_the_publisher(world: World) -> None:
     first, second = await world.new_task("a"), await world.new_task("b")
     assert await world.relay()() == 2

@@ -8,13 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 from adapters.memory import InMemoryBroker, InMemoryStore
+from adapters.memory.backlog import InMemoryDispatchQueue
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.model import NewTaskRequest
 from application.operator import CancelTask, RetryTask
-from application.ports import DispatchPublisher, Processor
+from application.ports import DispatchPublisher, DispatchQueue, Processor
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
+from application.redispatch import RedispatchLost
 from application.relay import RelayDispatches
 from application.stops import StopRequests
 from application.transactions import Transactions
@@ -22,6 +24,7 @@ from domain.task import Task
 from tests.unit.fakes import CountingSignal, FixedProcessor, SequentialIds, SettableClock
 
 LEASE = timedelta(seconds=30)
+QUIET = timedelta(seconds=60)
 
 
 @dataclass
@@ -49,6 +52,12 @@ class World:
 
     def renew(self, worker: str = "w1") -> RenewLeases:
         return RenewLeases(self.store.unit_of_work, self.clock, worker, LEASE, self.stops)
+
+    def redispatch(self, max_dispatches: int = 3, queue: DispatchQueue | None = None
+                   ) -> RedispatchLost:
+        return RedispatchLost(self.store.unit_of_work, self.clock,
+                              queue or InMemoryDispatchQueue(self.queue), self.signal, "w9",
+                              QUIET, max_dispatches)
 
     def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
         return RelayDispatches(self.store.unit_of_work, publisher or self.queue)

@@ -1,0 +1,16 @@
+"""The dispatch queue of the in-memory broker, as the redispatch sweep looks at it."""
+
+from __future__ import annotations
+
+from adapters.memory.broker import InMemoryBroker
+from adapters.queues import DISPATCH
+
+
+class InMemoryDispatchQueue:
+    """DispatchQueue port: what waits in the queue (a consumer's held messages are taken)."""
+
+    def __init__(self, broker: InMemoryBroker) -> None:
+        self._broker = broker
+
+    async def ready(self) -> int:
+        return self._broker.queue(DISPATCH).qsize()
