@@ -26,6 +26,7 @@ from bench.scenarios import (
     intake,
     listing,
     pickup,
+    prune,
     scrape,
     streams,
 )
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "listing": listing.run,
     "scrape": scrape.run,
     "streams": streams.run,
+    "prune": prune.run,
 }
 
 

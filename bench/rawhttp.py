@@ -21,7 +21,7 @@ class Paced:
     ok: int = 0
     latencies: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first planned send to the last actual one
     cpu: float = 0.0  # CPU seconds of this (client) process over the run
 
     @property
@@ -64,10 +64,11 @@ async def _exchange(
 
 async def paced_posts(
     base_url: str, path: str, body: bytes, per_second: float, seconds: float,
-    connections: int = 64,
+    connections: int = 64, stop: asyncio.Event | None = None,
 ) -> Paced:
     """POST `body` to `path`, request i planned at i / per_second, on whichever of the
-    keep-alive `connections` is free."""
+    keep-alive `connections` is free; for `seconds`, or until `stop` is set. What a slow
+    server leaves unsent by then is not sent (`sent_rate` says how much went)."""
     host, port = split(base_url)
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -77,13 +78,16 @@ async def paced_posts(
     numbers = itertools.count()
     cpu = time.process_time()
     begin = time.perf_counter() + 0.2  # the connections open first
+    end = begin + seconds
 
     async def one_connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            while (i := next(numbers)) < result.planned:
+            while ((i := next(numbers)) < result.planned and time.perf_counter() < end
+                   and not (stop and stop.is_set())):
                 planned = begin + i / per_second
                 await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+                result.seconds = max(result.seconds, time.perf_counter() - begin)
                 try:
                     status = await _exchange(reader, writer, request)
                 except (OSError, asyncio.IncompleteReadError) as exc:
@@ -100,6 +104,5 @@ async def paced_posts(
             writer.close()
 
     await asyncio.gather(*(one_connection() for _ in range(connections)))
-    result.seconds = time.perf_counter() - begin
     result.cpu = time.process_time() - cpu
     return result

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from bench import db
 from bench.context import Context, Row
@@ -55,59 +56,80 @@ def _caught_up(streams: Streams, events: int) -> None:
         time.sleep(0.1)
 
 
+@dataclass
+class Watched:
+    """One round: `count` streams open while tasks were posted at a steady rate."""
+
+    count: int
+    paced: Paced
+    got: Received
+    changes: int  # history rows written while they were open
+    rss: tuple[int, int]  # KiB: with the streams open, peak
+    busy: LoadResult  # POST /tasks at full speed with them open
+
+
+def watch(ctx: Context, stack: Stack, api: Proc, count: int) -> Watched:
+    s = ctx.sizes
+    before = settle(stack)
+    streams = Streams(stack.base_url, "/events", count, min(PROBES, count))
+    try:
+        streams.wait_open(60 + count / 20)
+        time.sleep(1)  # every stream has joined the feed
+        open_rss = api.rss_kib()
+        with peak_rss(api) as peak:
+            paced = asyncio.run(paced_posts(stack.base_url, "/tasks", BODY, s.stream_rate,
+                                            s.stream_seconds))
+            changes = settle(stack) - before
+            _caught_up(streams, min(PROBES, count) * changes)
+            streams.mark()
+            busy = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.http_seconds,
+                          s.connections)
+    finally:
+        got = streams.close()
+    return Watched(count, paced, got, changes, (open_rss, peak[0]), busy)
+
+
 def run(ctx: Context) -> list[Row]:
     s = ctx.sizes
-    count, per_second, seconds = s.streams, s.stream_rate, s.stream_seconds
     with sandbox(ctx.admin, ctx.log_dir, **NO_WORK) as stack:
         stack.worker()
         api = stack.api()
         wait_workers(stack, 1)
         quiet = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.http_seconds,
                        s.connections)
-        before = settle(stack)
+        settle(stack)
         idle_rss = api.rss_kib()
-        streams = Streams(stack.base_url, "/events", count, min(PROBES, count))
-        try:
-            streams.wait_open(60 + count / 20)
-            time.sleep(1)  # every stream has joined the feed
-            open_rss = api.rss_kib()
-            with peak_rss(api) as peak:
-                paced = asyncio.run(paced_posts(stack.base_url, "/tasks", BODY, per_second,
-                                                seconds))
-                expected = settle(stack) - before
-                _caught_up(streams, min(PROBES, count) * expected)
-                streams.mark()
-                busy = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.http_seconds,
-                              s.connections)
-        finally:
-            got = streams.close()
-    return _rows(ctx, paced, got, expected, (idle_rss, open_rss, peak[0]), quiet, busy)
+        rounds = [watch(ctx, stack, api, count) for count in s.streams]
+    setting = f"{s.connections} conns, {s.http_seconds:g} s, {quiet.tool}, 1 worker"
+    rows = [Row("POST /tasks, no stream open", setting,
+                f"{quiet.rps:,.0f} req/s, p50 {ms(quiet.p50)}, p99 {ms(quiet.p99)}; "
+                f"API RSS {mib(idle_rss)}")]
+    for round_ in rounds:
+        rows += _rows(ctx, round_, quiet)
+    return rows
 
 
-def _rows(ctx: Context, paced: Paced, got: Received, expected: int,
-          rss: tuple[int, int, int], quiet: LoadResult, busy: LoadResult) -> list[Row]:
+def _rows(ctx: Context, w: Watched, quiet: LoadResult) -> list[Row]:
     s = ctx.sizes
-    setting = f"{s.streams:,} x GET /events, {s.stream_rate:g} tasks/s for {s.stream_seconds:g} s"
-    delays = [d for _, d in got.delays]
-    probes = min(PROBES, s.streams)
-    complete = sum(got.marked[:probes]) / (probes * expected) if expected else float("nan")
-    hammer_setting = f"{s.connections} conns, {s.http_seconds:g} s, {quiet.tool}, 1 worker"
+    setting = f"{w.count:,} x GET /events, {s.stream_rate:g} tasks/s for {s.stream_seconds:g} s"
+    delays = [d for _, d in w.got.delays]
+    probes = min(PROBES, w.count)
+    complete = sum(w.got.marked[:probes]) / (probes * w.changes) if w.changes else float("nan")
+    paced, busy = w.paced, w.busy
     return [
         Row("Stream delay (at -> client)", setting,
             f"{p50_p99(delays)}, max {ms(max(delays, default=float('nan')))}; "
             f"{len(delays):,} events on {probes} timed streams, "
-            f"{100 * complete:.0f}% of {expected:,} changes"),
-        Row("Stream: API RSS", setting,
-            f"idle {mib(rss[0])}, {s.streams:,} open {mib(rss[1])}, peak {mib(rss[2])}"),
+            f"{100 * complete:.0f}% of {w.changes:,} changes"),
+        Row("Stream: API RSS", setting, f"{mib(w.rss[0])} open, peak {mib(w.rss[1])}"),
         Row("Stream: load generators", setting,
-            f"SSE client {100 * got.cpu / got.seconds:.0f}% of a core, "
-            f"{sum(got.marked):,} events read; POSTs {paced.sent_rate:,.0f}/s sent, "
+            f"SSE client {100 * w.got.cpu / w.got.seconds:.0f}% of a core, "
+            f"{sum(w.got.marked):,} events read; POSTs {paced.sent_rate:,.0f}/s sent, "
             f"{p50_p99(paced.latencies)}, "
-            f"client {100 * paced.cpu / paced.seconds:.0f}% of a core"
+            f"client {100 * paced.cpu / max(paced.seconds, 1e-9):.0f}% of a core"
             + (f", {paced.failed} failed" if paced.failed else "")),
-        Row("POST /tasks, no stream open", hammer_setting,
-            f"{quiet.rps:,.0f} req/s, p50 {ms(quiet.p50)}, p99 {ms(quiet.p99)}"),
-        Row(f"POST /tasks, {s.streams:,} streams open", hammer_setting,
+        Row(f"POST /tasks, {w.count:,} streams open",
+            f"{s.connections} conns, {s.http_seconds:g} s, {busy.tool}, 1 worker",
             f"{busy.rps:,.0f} req/s, p50 {ms(busy.p50)}, p99 {ms(busy.p99)} "
             f"({busy.rps / quiet.rps if quiet.rps else float('nan'):.2f} of no stream)"),
     ]
