@@ -43,9 +43,9 @@ SMOKE = Sizes(
     streams=(50,),
     stream_rate=50,
     stream_seconds=1,
-    prune_tasks=20_000,
+    prune_tasks=10_000,
     prune_rate=50,
-    prune_baseline_seconds=2,
+    prune_baseline_seconds=1,
 )
 
 

@@ -20,6 +20,7 @@ class Paced:
     planned: int
     ok: int = 0
     latencies: list[float] = field(default_factory=list)
+    planned_at: list[float] = field(default_factory=list)  # perf_counter, per latency
     failures: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0  # from the first planned send to the last actual one
     cpu: float = 0.0  # CPU seconds of this (client) process over the run
@@ -27,6 +28,11 @@ class Paced:
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
+
+    def between(self, start: float, end: float) -> list[float]:
+        """Latencies of the requests planned between two perf_counter times."""
+        return [lat for lat, at in zip(self.latencies, self.planned_at, strict=True)
+                if start <= at <= end]
 
     @property
     def sent_rate(self) -> float:
@@ -98,6 +104,7 @@ async def paced_posts(
                 if 200 <= status < 300:
                     result.ok += 1
                     result.latencies.append(time.perf_counter() - planned)
+                    result.planned_at.append(planned)
                 else:
                     result.failures[f"HTTP {status}"] += 1
         finally:
