@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from application.merging import Call, merger_for
 from application.model import Dispatch, NewTaskRequest, Stored
 from application.ports import UnitOfWork, UnitOfWorkFactory
 from domain.task import Task, Transition
@@ -21,15 +22,6 @@ class GroupFailed(Exception):
         self.cause = cause
 
 
-class _Call:
-    __slots__ = ("args", "future", "kind", "member")
-
-    def __init__(self, member: Member, kind: str, args: tuple[Any, ...]) -> None:
-        self.member, self.kind, self.args = member, kind, args
-        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-
-Merger = Callable[[UnitOfWork, list[_Call]], Awaitable[Sequence[Any]]]
 #: Calls that only read: a member that made nothing else may leave without committing.
 READS = frozenset({"tasks.get", "tasks.get_many", "tasks.page", "tasks.history", "tasks.expired"})
 
@@ -45,9 +37,9 @@ class Group:
         self._slots = slots
         self._size = 0
         self._active = 0
-        self._pending: list[_Call] = []
-        self._running: list[_Call] = []
-        self._commits: list[_Call] = []
+        self._pending: list[Call] = []
+        self._running: list[Call] = []
+        self._commits: list[Call] = []
         self._wake = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
         self._failed: GroupFailed | None = None
@@ -68,7 +60,7 @@ class Group:
             raise self._failed
         if self._committed:
             raise RuntimeError("the shared transaction is already committed")
-        call = _Call(member, kind, args)
+        call = Call(member, kind, args)
         (self._commits if kind == "commit" else self._pending).append(call)
         self._kick()
         return await call.future
@@ -103,11 +95,11 @@ class Group:
 
     async def _turn(self, uow: UnitOfWork) -> None:
         self._running, self._pending = self._pending, []
-        kinds: dict[str, list[_Call]] = {}
+        kinds: dict[str, list[Call]] = {}
         for call in self._running:
             kinds.setdefault(call.kind, []).append(call)
         for kind, same in kinds.items():
-            results = await MERGERS.get(kind, _one_by_one)(uow, same)
+            results = await merger_for(kind)(uow, same)
             for call, result in zip(same, results, strict=True):
                 call.member.note(kind, call.args, result)
                 if not call.future.done():
@@ -209,71 +201,3 @@ class _Outbox(_Part):
 
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         await self._m.call("outbox.put", list(dispatches))
-
-
-async def _one_by_one(uow: UnitOfWork, calls: list[_Call]) -> list[Any]:
-    results = []
-    for call in calls:
-        part, name = call.kind.split(".")
-        results.append(await getattr(getattr(uow, part), name)(*call.args))
-    return results
-
-
-async def _get(uow: UnitOfWork, calls: list[_Call]) -> list[Task | None]:
-    found = {t.id: t for t in await uow.tasks.get_many(list(dict.fromkeys(c.args[0]
-                                                                           for c in calls)))}
-    return [found.get(c.args[0]) for c in calls]
-
-
-async def _add(uow: UnitOfWork, calls: list[_Call]) -> list[Stored]:
-    return await uow.tasks.add_many([c.args[0] for c in calls], [c.args[1] for c in calls])
-
-
-async def _compare_and_set(uow: UnitOfWork, calls: list[_Call]) -> list[bool]:
-    """One statement per round: a task id repeated in the group goes to a later round, as if its
-    stories ran one after the other in the same transaction. Once a round has written a task, a
-    later change of it can only match if it expects what was written: the others fail without
-    a statement."""
-    written = [False] * len(calls)
-    now: dict[uuid.UUID, tuple[object, ...]] = {}  # what this transaction wrote, by task
-    todo = list(range(len(calls)))
-    while todo:
-        olds = {i: calls[i].args[0] for i in todo}
-        todo = [i for i in todo if now.get(olds[i].id, _compared(olds[i])) == _compared(olds[i])]
-        first: dict[uuid.UUID, int] = {}
-        for i in todo:
-            first.setdefault(olds[i].id, i)
-        if not first:
-            break
-        done = await uow.tasks.compare_and_set_many([calls[i].args for i in first.values()])
-        for task_id, i in first.items():
-            if task_id in done:
-                written[i] = True
-                now[task_id] = _compared(calls[i].args[1])
-        taken = set(first.values())
-        todo = [i for i in todo if i not in taken]
-    return written
-
-
-def _compared(task: Task) -> tuple[object, ...]:
-    """What a compare-and-set compares (see TaskRepository.compare_and_set)."""
-    return task.status, task.attempts, task.lease_owner
-
-
-async def _record(uow: UnitOfWork, calls: list[_Call]) -> list[None]:
-    await uow.tasks.record([t for c in calls for t in c.args[0]])
-    return [None] * len(calls)
-
-
-async def _put(uow: UnitOfWork, calls: list[_Call]) -> list[None]:
-    await uow.outbox.put([d for c in calls for d in c.args[0]])
-    return [None] * len(calls)
-
-
-MERGERS: dict[str, Merger] = {
-    "tasks.get": _get,
-    "tasks.add": _add,
-    "tasks.compare_and_set": _compare_and_set,
-    "tasks.record": _record,
-    "outbox.put": _put,
-}

@@ -21,6 +21,12 @@ class Sizes:
     stored_tasks: int = 1_000_000
     list_requests: int = 300
     deep_pages: int = 100
+    streams: tuple[int, ...] = (100, 1000)
+    stream_rate: float = 500
+    stream_seconds: float = 10
+    prune_tasks: int = 1_000_000
+    prune_rate: float = 500
+    prune_baseline_seconds: float = 10
 
 
 SMOKE = Sizes(
@@ -34,6 +40,12 @@ SMOKE = Sizes(
     stored_tasks=10_000,
     list_requests=50,
     deep_pages=20,
+    streams=(50,),
+    stream_rate=50,
+    stream_seconds=1,
+    prune_tasks=10_000,
+    prune_rate=50,
+    prune_baseline_seconds=1,
 )
 
 

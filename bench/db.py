@@ -54,17 +54,33 @@ SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0')
        CASE WHEN st <> 'new' THEN ts + interval '1 second' END,
        CASE WHEN st IN ('completed', 'error') THEN ts + interval '8 seconds' END
 FROM (SELECT i, md5(i::text) AS h,
-             now() - i * %(step)s::interval AS ts,
-             (ARRAY['new', 'in_progress', 'completed', 'error'])[1 + i %% 4] AS st
+             now() - %(age)s::interval - i * %(step)s::interval AS ts,
+             (%(statuses)s::text[])[1 + i %% cardinality(%(statuses)s::text[])] AS st
       FROM generate_series(1, %(count)s) AS i) AS rows
+"""
+ALL = ("new", "in_progress", "completed", "error")
+
+_HISTORY = """
+INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, error)
+SELECT id, NULL, 'new', created_at, 0, NULL, NULL FROM tasks
+UNION ALL SELECT id, 'new', 'in_progress', started_at, 1, 'bulk', NULL FROM tasks
+          WHERE started_at IS NOT NULL
+UNION ALL SELECT id, 'in_progress', status, finished_at, 1, 'bulk', error FROM tasks
+          WHERE finished_at IS NOT NULL
 """
 
 
-def bulk_load(conn: psycopg.Connection[tuple], count: int, days: float = 30) -> None:
-    """`count` rows straight into `tasks`: the four statuses in turn, created_at spread
-    evenly over the last `days`, payload '{}', source 'api'; then ANALYZE."""
+def bulk_load(conn: psycopg.Connection[tuple], count: int, days: float = 30,
+              statuses: tuple[str, ...] = ALL, age: float = 0, history: bool = False) -> None:
+    """`count` rows straight into `tasks`: `statuses` in turn, created_at spread evenly over
+    the `days` before `age` days ago, payload '{}', source 'api'; with `history`, each row's
+    history too (created, started, finished as its timestamps say); then ANALYZE."""
     step = timedelta(days=days) / count
-    conn.execute(_BULK, {"step": max(step, timedelta(milliseconds=1)), "count": count})
+    conn.execute(_BULK, {"step": max(step, timedelta(milliseconds=1)), "count": count,
+                         "age": timedelta(days=age), "statuses": list(statuses)})
+    if history:
+        conn.execute(_HISTORY)
+        conn.execute("ANALYZE task_history")
     conn.execute("ANALYZE tasks")
 
 

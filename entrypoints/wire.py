@@ -40,16 +40,16 @@ class TaskIn(Wire):
     description: Description | None = None
     payload: Annotated[
         dict[str, Any],
-        msgspec.Meta(description=f"Any JSON object, nested up to {MAX_PAYLOAD_DEPTH} levels, with "
-                     "no NUL character (U+0000) in any key or string; stored and returned as "
-                     "given.",
+        msgspec.Meta(description=f"Any JSON object, nested up to {MAX_PAYLOAD_DEPTH} levels; "
+                     "stored and returned as given (any Unicode text in keys and strings, "
+                     "U+0000 included).",
                      examples=[{"image_id": 42, "width": 640}]),
     ] = msgspec.field(default_factory=dict)
 
     def to_request(self, source: TaskSource, idempotency_key: str | None) -> NewTaskRequest:
-        _check(self.title)
-        _check(self.description)
-        _check(self.payload)
+        _no_nul(self.title)
+        _no_nul(self.description)
+        _not_too_deep(self.payload)
         return NewTaskRequest(
             title=self.title,
             description=self.description,
@@ -59,25 +59,24 @@ class TaskIn(Wire):
         )
 
 
-def _check(value: object) -> None:
-    """Refuse what could be accepted now but not stored or read back whole later.
+def _no_nul(text: str | None) -> None:
+    """PostgreSQL text cannot hold U+0000 (a payload can: it is stored as JSON text)."""
+    if text is not None and "\x00" in text:
+        raise InvalidInput("text must not contain the NUL character (U+0000)")
 
-    PostgreSQL text and jsonb cannot hold U+0000; and a payload nested deeper than
-    MAX_PAYLOAD_DEPTH could exceed a JSON decoder's recursion limit on its way back out (a worker,
-    a listing), so it is refused here, where the client can still be told. Iterative, so that
-    the check itself has no recursion limit.
-    """
-    pending: list[tuple[object, int]] = [(value, 0)]
+
+def _not_too_deep(payload: object) -> None:
+    """Refuse what could be accepted now but not read back whole later: a payload nested deeper
+    than MAX_PAYLOAD_DEPTH could exceed a JSON decoder's recursion limit on its way back out (a
+    worker, a listing), so it is refused here, where the client can still be told. Iterative,
+    so that the check itself has no recursion limit."""
+    pending: list[tuple[object, int]] = [(payload, 0)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise InvalidInput("text must not contain the NUL character (U+0000)")
-            continue
         if isinstance(item, dict | list):
             if depth >= MAX_PAYLOAD_DEPTH:
                 raise InvalidInput(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            children = item.values() if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
 
 

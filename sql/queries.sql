@@ -3,10 +3,11 @@
 
 -- name: insert_tasks
 -- Batched statements take their rows as one JSON array of objects (encoded by msgspec in C):
--- psycopg would dump list parameters element by element in Python. `{inserted}` and
--- `{insert_shape}` come from the one column table in adapters/postgres/rows.py.
+-- psycopg would dump list parameters element by element in Python. `{inserted}`,
+-- `{insert_values}` (each field cast to its column's type where they differ: the payload comes
+-- as JSON text) and `{insert_shape}` come from the one column table in adapters/postgres/rows.py.
 INSERT INTO tasks ({inserted})
-SELECT {inserted} FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape})
+SELECT {insert_values} FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape})
 ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 

@@ -17,9 +17,11 @@ from adapters.postgres.rows import (
     as_json,
     counts_from,
     definitions,
+    insert_row,
     names,
     to_task,
     to_transition,
+    values,
 )
 from adapters.postgres.statements import statement
 from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored, Waiting
@@ -32,6 +34,7 @@ _FRAGMENTS = {
     "columns": names(list(TASK_COLUMNS)),
     "task_columns": names(list(TASK_COLUMNS), prefix="t"),
     "inserted": names([*TASK_COLUMNS, *_KEYS]),
+    "insert_values": values([*TASK_COLUMNS, *_KEYS], prefix="r"),
     "insert_shape": definitions({**TASK_COLUMNS, **_KEYS}),
     "cas_shape": definitions({"id": "uuid", **_OLD, **{c: TASK_COLUMNS[c] for c in MUTABLE}}),
     "assignments": sql.SQL(", ").join(
@@ -84,8 +87,7 @@ class PostgresTasks:
         rows = sorted(zip(tasks, requests, prints, strict=True),
                       key=lambda row: (row[0].source.value, row[1].idempotency_key or ""))
         cur = await self._conn.execute(_q("insert_tasks"), {"rows": as_json([
-            {**{c: getattr(t, c) for c in TASK_COLUMNS},
-             "idempotency_key": r.idempotency_key, "fingerprint": p}
+            {**insert_row(t), "idempotency_key": r.idempotency_key, "fingerprint": p}
             for t, r, p in rows
         ])})
         inserted = {row["id"] for row in await cur.fetchall()}

@@ -15,12 +15,17 @@ from domain.task import Task, TaskStatus, Transition
 #: Every column a Task is read from and written to, with its type in `json_to_recordset`.
 #: Adding a field to Task means one line here (and the migration that adds the column).
 TASK_COLUMNS: dict[str, str] = {
-    "id": "uuid", "title": "text", "description": "text", "payload": "jsonb",
+    "id": "uuid", "title": "text", "description": "text", "payload": "text",
     "status": "text", "attempts": "int", "error": "text", "source": "text",
     "created_at": "timestamptz", "updated_at": "timestamptz", "started_at": "timestamptz",
     "finished_at": "timestamptz", "lease_owner": "text", "lease_expires_at": "timestamptz",
     "cancel_request": "jsonb",
 }
+#: Columns stored as another type than the one they travel as: a payload travels as its own
+#: JSON text (a string inside the rows' JSON) and is stored as `json`, kept as written. Sent
+#: as a nested value instead, `json_to_recordset` would unescape its strings and keys, and a
+#: `\u0000` in one cannot become text (migration 0007).
+STORED_AS = {"payload": "json"}
 #: Set once at creation; a compare-and-set writes every other column.
 IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at")
 MUTABLE = tuple(c for c in TASK_COLUMNS if c not in IMMUTABLE)
@@ -42,6 +47,20 @@ def definitions(columns: Mapping[str, str]) -> sql.Composable:
     """`a uuid, b text, …`: the record shape of a `json_to_recordset` call."""
     return sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.items())
+
+
+def values(columns: Sequence[str], prefix: str) -> sql.Composable:
+    """`p.a, p.b::json, …`: the record's fields cast to their stored type where it differs."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}::{}").format(sql.Identifier(prefix, c), sql.SQL(STORED_AS[c]))
+        if c in STORED_AS else sql.Identifier(prefix, c) for c in columns)
+
+
+def insert_row(task: Task) -> dict[str, Any]:
+    """A new task as an `insert_tasks` row (see STORED_AS)."""
+    row = {c: getattr(task, c) for c in TASK_COLUMNS}
+    row["payload"] = _encoder.encode(task.payload).decode()
+    return row
 
 
 def to_task(row: Mapping[str, Any]) -> Task:

@@ -10,7 +10,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 
 from entrypoints.keys import ApiKey, Scope, find_key
 
@@ -28,6 +28,22 @@ def needs(scope: Scope) -> dict[str, Any]:
     """Route options for an operation that needs `scope` when keys are configured: the
     guard reads `opt`, the OpenAPI document shows `security`."""
     return {"opt": {"scope": scope}, "security": [{"bearer": []}, {"apiKey": []}]}
+
+
+_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+
+
+def document_open_access(document: OpenAPI) -> None:
+    """With no keys every operation is open (see make_guard): the document then asks no
+    operation for credentials, so that no client (nor a fuzzer) is told that a key is checked
+    where none is. The schemes stay described, for when keys are turned on."""
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is not None:
+                operation.security = None
+    document.info.description = (f"{document.info.description or ''} Authentication is off "
+                                 "on this instance (TASKS_API_KEYS is not set).").strip()
 
 
 def presented_secret(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

@@ -15,7 +15,12 @@ from litestar.openapi.spec import Server
 
 from application.telemetry import NO_TRACING
 from entrypoints.container import Container
-from entrypoints.http.access import SECURITY_SCHEMES, make_guard, rate_limit
+from entrypoints.http.access import (
+    SECURITY_SCHEMES,
+    document_open_access,
+    make_guard,
+    rate_limit,
+)
 from entrypoints.http.asyncapi import ROUTES as ASYNCAPI_ROUTES
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
 from entrypoints.http.errors import HANDLERS
@@ -64,7 +69,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     settings = container.settings()
     keys = settings.keys()
     tracer = container.tracer()
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
                         *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES,
                         *ASYNCAPI_ROUTES, static_files(), *dashboard(keys)],
@@ -115,6 +120,9 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
         debug=False,
         logging_config=None,  # structlog is configured by the entry point
     )
+    if not keys:
+        document_open_access(app.openapi_schema)
+    return app
 
 
 async def _bind_request(request: Request[Any, Any, Any]) -> None:

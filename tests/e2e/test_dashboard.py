@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
+from entrypoints.wire import MAX_PAYLOAD_DEPTH
 from tests.support.browser import (
     LAPTOP,
     PHONE,
@@ -74,10 +75,11 @@ async def test_a_task_created_in_the_page_is_seen_moving_and_opened_without_a_re
         await form.get_by_label("Payload").fill('{"image_id": 42, "width": 640')
         await form.get_by_role("button", name="Create task").click()
         await expect(page.locator("#create-message")).to_contain_text("not valid JSON")
-        await form.get_by_label("Payload").fill('{"note": "\\u0000"}')  # the service refuses NUL
+        too_deep = '{"a": ' * MAX_PAYLOAD_DEPTH + "{}" + "}" * MAX_PAYLOAD_DEPTH
+        await form.get_by_label("Payload").fill(too_deep)  # valid JSON the service refuses
         await form.get_by_role("button", name="Create task").click()
         await expect(page.locator("#create-message")).to_contain_text("Not created: ")
-        await expect(page.locator("#create-message")).to_contain_text("NUL character")
+        await expect(page.locator("#create-message")).to_contain_text("nested deeper than")
         await form.get_by_label("Payload").fill('{"image_id": 42, "width": 640}')
         await form.get_by_role("button", name="Create task").click()
         await expect(page.locator("#create-message")).to_have_text("Created “Resize image 42”.")

@@ -67,6 +67,21 @@ async def test_a_valid_message_creates_one_task_and_replies_with_it(
         (uuid.UUID(task["id"]),)]
 
 
+async def test_a_payload_with_nul_in_keys_and_strings_is_stored_whole_and_replied(
+    intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
+    db: psycopg.Connection,
+) -> None:
+    payload = {"k\x00": ["a\x00b", {"\x00": "\x00"}], "plain": 1}
+    answer = await ask(channel, replies, {"title": "nul inside", "payload": payload},
+                       message_id="msg-nul")
+
+    task = json.loads(answer.body)
+    assert answer.content_type == "application/json"
+    assert task["payload"] == payload
+    assert db.execute("SELECT payload FROM tasks").fetchall() == [(payload,)]
+    assert await (await existing(channel, CREATE_DLQ)).get(fail=False) is None
+
+
 async def test_the_same_message_id_twice_creates_one_task(
     intake: RabbitMQ, channel: AbstractChannel, replies: AbstractQueue,
     db: psycopg.Connection,

@@ -124,7 +124,7 @@ async def test_health_metrics_docs_and_the_dashboard_stay_open_with_keys_on() ->
 
 
 async def test_the_document_declares_both_ways_to_send_a_key() -> None:
-    async with serving() as (client, _):
+    async with serving(api_keys=KEYS) as (client, _):
         document = (await client.get("/docs/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearer"] == {"type": "http", "scheme": "bearer",
@@ -134,6 +134,18 @@ async def test_the_document_declares_both_ways_to_send_a_key() -> None:
                if isinstance(op, dict) and op.get("security")]
     assert len(secured) >= 10
     assert "security" not in document["paths"]["/health/live"]["get"]
+
+
+async def test_with_keys_off_the_document_asks_no_operation_for_a_key() -> None:
+    """Nothing checks a key then: a document that asked for one would not be honest."""
+    async with serving() as (client, _):
+        document = (await client.get("/docs/openapi.json")).json()
+        answer = await client.get("/tasks", headers={"Authorization": "Bearer nonsense"})
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert [op for item in document["paths"].values() for op in item.values()
+            if isinstance(op, dict) and "security" in op] == []
+    assert "Authentication is off" in document["info"]["description"]
+    assert answer.status_code == 200
 
 
 async def test_over_the_rate_limit_a_429_problem_says_when_to_come_back() -> None:
