@@ -70,6 +70,8 @@ class RecoverExpiredLeases:
         now = self._clock.now()
         async with self._uow() as uow:
             expired = await uow.tasks.expired(now, self._batch)
+            if not expired:
+                return 0  # nothing changed: no commit to send
             pairs = [(t, t.expire(now=now, max_attempts=self._max_attempts)) for t in expired]
             written = await uow.tasks.compare_and_set_many(pairs)
             transitions, dispatches, ended = [], [], []

@@ -37,7 +37,7 @@ class Roles:
     """What a process does besides serving HTTP (the API's server runs around `running`)."""
 
     intake: bool = False  # consume `tasks.create`
-    worker: bool = False  # consume dispatches, renew this process's leases, recover others'
+    worker: bool = False  # consume dispatches, renew its leases, recover others', send lost ones
     streams: bool = False  # feed event streams (the process serves HTTP)
 
 

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from adapters.queues import DISPATCH, DISPATCH_DLQ
+from tests.e2e.test_service import finished_counts
 from tests.support.amqp import AmqpClient, amqp_client
 from tests.support.processes import Stack, eventually
 
@@ -70,6 +71,24 @@ async def test_a_purged_dispatch_is_sent_again_and_its_task_finished(
     worker = stack.worker()
     await finished(db, task_id)
     assert '"event": "task_redispatched"' in worker.log()
+
+
+async def test_two_sweeping_workers_send_each_lost_dispatch_again_and_finish_each_task_once(
+    stack: Stack, amqp: AmqpClient, db: psycopg.Connection,
+) -> None:
+    ids = [await create(stack) for _ in range(20)]
+
+    async def all_queued() -> bool:
+        return await amqp.count(DISPATCH) == len(ids)
+
+    await eventually(all_queued, 15, "every dispatch to reach its queue")
+    await (await amqp.channel.declare_queue(DISPATCH, passive=True)).purge()
+    stack.worker()
+    stack.worker()
+    await eventually(lambda: finished_counts(db).get("completed") == len(ids), 60,
+                     "every task to be dispatched again and finished")
+    assert finished_counts(db)["finished_twice"] == 0
+    assert all(sweeps(db, task_id) for task_id in ids)
 
 
 async def test_a_dead_lettered_dispatch_is_sent_again_and_its_task_finished(

@@ -25,7 +25,7 @@ from .builders import new_task, store
 from .waiting import eventually
 
 LEASE = timedelta(seconds=2)
-#: a simple-query COMMIT on the wire: the claim's is the first one the worker sends
+#: a simple-query COMMIT on the wire: the claim's is the first one the worker sends here
 COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
 
 
@@ -76,24 +76,24 @@ async def test_a_claim_whose_commit_the_worker_never_heard_expires_and_is_recove
             renew = RenewLeases(worker_uow, clock, "w1", LEASE, stops)
             recover = RecoverExpiredLeases(worker_uow, clock, WakeSignal(), max_attempts=3)
 
-            async with repeating(renew, every=0.2):
-                proxy.drop_replies_after(COMMIT)
-                first = asyncio.create_task(process(task.id))
-                await eventually(lambda: asyncio.to_thread(proxy.trap_fired.wait, 0.1),
-                                 "the claim's COMMIT to be sent")
-                await eventually(lambda: asyncio.to_thread(
-                    lambda: row(database_url, task.id)["status"] == "in_progress"),
-                    "the claim to be committed")
-                proxy.pass_through(reset_existing=True)  # the worker learns the connection died
-                # it tries the claim again, finds the task taken, and does not run it
-                assert await asyncio.wait_for(first, 15) is Outcome.SKIPPED
-                assert row(database_url, task.id) == {
-                    "status": "in_progress", "attempts": 1, "lease_owner": "w1"}
+            proxy.drop_replies_after(COMMIT)
+            first = asyncio.create_task(process(task.id))
+            await eventually(lambda: asyncio.to_thread(proxy.trap_fired.wait, 0.1),
+                             "the claim's COMMIT to be sent")
+            await eventually(lambda: asyncio.to_thread(
+                lambda: row(database_url, task.id)["status"] == "in_progress"),
+                "the claim to be committed")
+            proxy.pass_through(reset_existing=True)  # the worker learns the connection died
+            # it tries the claim again, finds the task taken, and does not run it
+            assert await asyncio.wait_for(first, 15) is Outcome.SKIPPED
+            assert row(database_url, task.id) == {
+                "status": "in_progress", "attempts": 1, "lease_owner": "w1"}
 
-                # the same worker lives on, renewing its leases: this one is not among them
+            # the same worker lives on, renewing its leases: this claim is not among them
+            async with repeating(renew, every=0.2):
                 await eventually(recover, "the unheard claim's lease to expire", timeout=15)
-                assert row(database_url, task.id)["status"] == "new"
-                assert await process(task.id) is Outcome.FINISHED
+            assert row(database_url, task.id)["status"] == "new"
+            assert await process(task.id) is Outcome.FINISHED
         finally:
             await proxied.close()
 

@@ -164,3 +164,21 @@ def test_transition_between_two_values_takes_the_reason_from_the_error_unless_gi
     assert (entry.from_status, entry.to_status, entry.at) == (S.IN_PROGRESS, S.ERROR, LATER)
     assert (entry.attempt, entry.worker, entry.reason) == (1, "w1", "boom")
     assert Transition.between(claimed, failed, reason="other").reason == "other"
+
+
+@pytest.mark.parametrize(("dispatches", "said"),
+                         [(1, "dispatched once"), (3, "dispatched 3 times")])
+def test_a_task_never_claimed_ends_in_error_saying_how_often_it_was_sent(
+    dispatches: int, said: str,
+) -> None:
+    ended = a_task(attempts=1).never_claimed(now=LATER, dispatches=dispatches)
+    assert (ended.status, ended.attempts, ended.finished_at) == (S.ERROR, 1, LATER)
+    assert ended.error == (f"never claimed: {said} and each dispatch was lost "
+                           "(dead-lettered, purged or sent to a missing queue)")
+
+
+@pytest.mark.parametrize("status", [S.IN_PROGRESS, S.COMPLETED, S.ERROR])
+def test_only_a_waiting_task_can_be_never_claimed(status: TaskStatus) -> None:
+    extra = {"error": "boom"} if status is S.ERROR else {}
+    with pytest.raises(InvalidTransition):
+        a_task(status, attempts=1, **extra).never_claimed(now=LATER, dispatches=3)
