@@ -63,7 +63,7 @@ def schemathesis_command(base_url: str, config: Path, *extra: str, checks: str =
 
 
 def run(base_url: str, workdir: Path, *extra: str, checks: str = "all",
-        seed: int | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        seed: int | None = None, timeout: float = 480) -> subprocess.CompletedProcess[str]:
     config = workdir / "schemathesis.toml"
     config.write_text(CONFIG)
     return subprocess.run(
