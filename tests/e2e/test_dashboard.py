@@ -80,7 +80,8 @@ async def test_a_task_created_in_the_page_is_seen_moving_and_opened_without_a_re
         await form.get_by_role("button", name="Create task").click()
         await expect(page.locator("#create-message")).to_contain_text("Not created: ")
         await expect(page.locator("#create-message")).to_contain_text("nested deeper than")
-        await form.get_by_label("Payload").fill('{"image_id": 42, "width": 640}')
+        await form.get_by_label("Payload").fill(
+            '{"image_id": 42, "width": 640, "note": "a\\u0000b"}')
         await form.get_by_role("button", name="Create task").click()
         await expect(page.locator("#create-message")).to_have_text("Created “Resize image 42”.")
 
@@ -100,6 +101,8 @@ async def test_a_task_created_in_the_page_is_seen_moving_and_opened_without_a_re
         await expect(detail).to_be_visible()
         await expect(detail.locator("#detail-title")).to_have_text("Resize image 42")
         await expect(detail.locator("#detail-payload")).to_contain_text('"image_id": 42')
+        # U+0000 is stored and shown back escaped, as JSON writes it
+        await expect(detail.locator("#detail-payload")).to_contain_text('"note": "a\\u0000b"')
         history = detail.locator("#detail-history > li")
         await expect(history).to_have_count(3, timeout=WAIT)
         await expect(history.nth(0)).to_contain_text("created")

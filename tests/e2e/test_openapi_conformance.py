@@ -1,12 +1,13 @@
 """The OpenAPI document against the real service: every answer is documented, none is a 5xx.
 
-Schemathesis (its CLI, in a subprocess) reads `/docs/openapi.json` from a real `tasks api` (with
-`tasks worker`, on PostgreSQL and RabbitMQ), generates schema-valid and schema-violating requests
-for every operation, and checks each answer: never a server error, status code, content type,
-headers and body exactly as documented, invalid data refused, valid data accepted, unsupported
-methods a 405 with a matching `Allow`. A fixed seed makes a run reproducible; a bounded number of
-examples per operation keeps it short. tests/support/openapi_hooks.py excuses only the refusals
-that the schema cannot state (see there).
+Schemathesis (its CLI, in a subprocess, as tests/support/fuzz.py runs it) reads
+`/docs/openapi.json` from a real `tasks api` (with `tasks worker`, on PostgreSQL and RabbitMQ),
+generates schema-valid and schema-violating requests for every operation, and applies every
+check: never a server error, status code, content type, headers and body exactly as documented,
+invalid data refused, valid data accepted, unsupported methods a 405 with a matching `Allow`, a
+missing or wrong key refused when keys are on. A fixed seed and a bounded number of examples per
+operation keep it short; tests/support/openapi_hooks.py excuses only the refusals that the
+schema cannot state (see there).
 
 Then nothing that the fuzzing stored may be unreadable or stuck: every task can still be listed,
 and the worker finishes each one. Hand-picked hostile bodies (invalid UTF-8, deep nesting, NaN,
@@ -19,9 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,50 +30,14 @@ import pytest
 
 from entrypoints.wire import MAX_PAYLOAD_DEPTH
 from tests.e2e.cli import tasks
-from tests.support.openapi_hooks import CHECKS as SHARED_CHECKS
+from tests.support import fuzz
+from tests.support.fuzz import ADMIN_SECRET
 from tests.support.processes import Stack, eventually
 from tests.support.sse import open_stream
 
-SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
-HOOKS = Path(__file__).parents[1] / "support" / "openapi_hooks.py"
-CHECKS = [
-    *SHARED_CHECKS,
-    "use_after_free",
-    "ensure_resource_availability",
-]
 SEED = 20251127
 EXAMPLES_PER_OPERATION = 50
-CONFIG = """
-[warnings]
-fail-on = true
-"""
 PROBLEM = "application/problem+json"
-
-
-def run_schemathesis(base_url: str, workdir: Path, *extra: str
-                     ) -> subprocess.CompletedProcess[str]:
-    config = workdir / "schemathesis.toml"
-    config.write_text(CONFIG)
-    return subprocess.run(
-        [
-            SCHEMATHESIS, "--config-file", str(config), "run", f"{base_url}/docs/openapi.json",
-            *extra,
-            "--checks", ",".join(CHECKS),
-            # endless by contract (a request would only time out); test_event_streams.py
-            "--exclude-path", "/events",
-            "--mode", "all",  # positive and negative (schema-violating) data
-            "--phases", "examples,coverage,fuzzing,stateful",
-            "--max-examples", str(EXAMPLES_PER_OPERATION),
-            "--seed", str(SEED),
-            "--workers", "1",
-            "--continue-on-failure",
-            "--request-timeout", "15",
-            "--generation-database", "none",
-            "--no-color",
-        ],
-        cwd=workdir, env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
-        capture_output=True, text=True, timeout=240,
-    )
 
 
 def operation_count(document: dict[str, Any]) -> int:
@@ -102,9 +64,6 @@ def unfinished(db: psycopg.Connection) -> int:
     return int(row.fetchone()[0])
 
 
-ADMIN_SECRET = "conformance-admin-0123456789"
-
-
 @pytest.mark.parametrize("keys", [False, True], ids=["keys-off", "keys-on"])
 async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
     stack: Stack, db: psycopg.Connection, tmp_path: Path, keys: bool,
@@ -115,16 +74,17 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
     stack.migrate()
     stack.api(TASKS_RETENTION_DAYS="365",  # a prune needs no age then, and deletes nothing
               **({"TASKS_API_KEYS": f"ops:admin:{ADMIN_SECRET}"} if keys else {}))
-    stack.worker()
+    stack.worker(**fuzz.STACK)
     with stack.client() as http:
         document = http.get("/docs/openapi.json").json()
 
     started = time.monotonic()
     auth = ["--header", f"Authorization: Bearer {ADMIN_SECRET}"] if keys else []
-    done = run_schemathesis(stack.base_url, tmp_path, *auth)
+    done = fuzz.run(stack.base_url, tmp_path, *auth,
+                    "--max-examples", str(EXAMPLES_PER_OPERATION), seed=SEED)
     report = f"schemathesis exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     print(f"schemathesis took {time.monotonic() - started:.1f}s")
-    print(done.stdout[done.stdout.find("SUMMARY"):])
+    print(fuzz.summary(done.stdout))
     assert done.returncode == 0, report
     excluded = 1  # GET /events, endless by contract
     assert f"Tested: {operation_count(document) - excluded}" in done.stdout, report
