@@ -97,14 +97,14 @@ def _rows(ctx: Context, w: Watched, quiet: LoadResult) -> list[Row]:
     delays = [d for d, _ in w.got.delays]
     changed = [d for d, created in w.got.delays if not created]
     probes = min(PROBES, w.count)
-    complete = sum(w.got.marked[:probes]) / (probes * w.changes) if w.changes else float("nan")
+    each = sum(w.got.marked[:probes]) / probes
     paced, busy = w.paced, w.busy
     return [
         Row("Stream delay (at -> client)", setting,
             f"{p50_p99(delays)}, max {ms(max(delays, default=float('nan')))} "
-            f"(workers' changes only: {p50_p99(changed)}); {len(delays):,} events on "
-            f"{probes} timed streams, {100 * complete:.0f}% of {w.changes:,} changes; "
-            f"oldest writing transaction on the server meanwhile {w.oldest:.1f} s"),
+            f"(workers' changes only: {p50_p99(changed)}); {each:,.0f} events per timed "
+            f"stream ({probes}) for {w.changes:,} changes written in the round; oldest "
+            f"writing transaction on the server meanwhile {w.oldest:.1f} s"),
         Row("Stream: API RSS", setting, f"{mib(w.rss[0])} open, peak {mib(w.rss[1])}"),
         Row("Stream: load generators", setting,
             f"SSE client {100 * w.got.cpu / w.got.seconds:.0f}% of a core, "
