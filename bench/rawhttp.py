@@ -14,13 +14,14 @@ from bench.infra import BenchError
 
 @dataclass
 class Paced:
-    """What an open-loop run sent and got back; latencies are from each request's planned
-    send time, so a stalled server shows as latency, not as fewer requests."""
+    """What an open-loop run sent and got back. Latencies are from each request's actual
+    send: a server that cannot keep up shows as a `sent_rate` below the plan (requests wait
+    for a free connection) rather than as an ever-growing queue counted as latency."""
 
     planned: int
     ok: int = 0
     latencies: list[float] = field(default_factory=list)
-    planned_at: list[float] = field(default_factory=list)  # perf_counter, per latency
+    sent_at: list[float] = field(default_factory=list)  # perf_counter, per latency
     failures: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0  # from the first planned send to the last actual one
     cpu: float = 0.0  # CPU seconds of this (client) process over the run
@@ -30,8 +31,8 @@ class Paced:
         return sum(self.failures.values())
 
     def between(self, start: float, end: float) -> list[float]:
-        """Latencies of the requests planned between two perf_counter times."""
-        return [lat for lat, at in zip(self.latencies, self.planned_at, strict=True)
+        """Latencies of the requests sent between two perf_counter times."""
+        return [lat for lat, at in zip(self.latencies, self.sent_at, strict=True)
                 if start <= at <= end]
 
     @property
@@ -93,7 +94,8 @@ async def paced_posts(
                    and not (stop and stop.is_set())):
                 planned = begin + i / per_second
                 await asyncio.sleep(max(0.0, planned - time.perf_counter()))
-                result.seconds = max(result.seconds, time.perf_counter() - begin)
+                sent = time.perf_counter()
+                result.seconds = max(result.seconds, sent - begin)
                 try:
                     status = await _exchange(reader, writer, request)
                 except (OSError, asyncio.IncompleteReadError) as exc:
@@ -103,8 +105,8 @@ async def paced_posts(
                     continue
                 if 200 <= status < 300:
                     result.ok += 1
-                    result.latencies.append(time.perf_counter() - planned)
-                    result.planned_at.append(planned)
+                    result.latencies.append(time.perf_counter() - sent)
+                    result.sent_at.append(sent)
                 else:
                     result.failures[f"HTTP {status}"] += 1
         finally:

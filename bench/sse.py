@@ -21,13 +21,15 @@ from bench.rawhttp import read_head, split
 
 MARK = b"event: transition"
 AT = b'"at":"'
+CREATED = b'"from_status":null'
 
 
 @dataclass
 class Received:
     streams: int
     events: list[int]  # per stream
-    delays: list[tuple[float, float]] = field(default_factory=list)  # (at, delay) from probes
+    #: from the timed streams: (delay, whether the change is a creation)
+    delays: list[tuple[float, bool]] = field(default_factory=list)
     cpu: float = 0.0  # CPU seconds of the client process while the streams were open
     seconds: float = 0.0  # how long they were open
     closed: int = 0  # streams the server ended or broke
@@ -60,7 +62,7 @@ async def _read(reader: asyncio.StreamReader, got: Received, index: int, probe: 
             got.events[index] += 1
             start = message.find(AT) + len(AT)
             at = datetime.fromisoformat(message[start:message.index(b'"', start)].decode())
-            got.delays.append((at.timestamp(), arrived - at.timestamp()))
+            got.delays.append((arrived - at.timestamp(), CREATED in message))
     got.closed += 1
 
 

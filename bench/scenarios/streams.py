@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bench import db
@@ -14,30 +11,13 @@ from bench.context import Context, Row
 from bench.infra import Proc, Stack, sandbox, wait_until, wait_workers
 from bench.load import LoadResult, hammer
 from bench.rawhttp import Paced, paced_posts
+from bench.sampling import oldest_writer, peak
 from bench.scenarios.drain import NO_WORK
 from bench.scenarios.http_post import BODY
 from bench.sse import Received, Streams
 from bench.stats import mib, ms, p50_p99
 
 PROBES = 10  # streams that time every event; the rest only count them
-
-
-@contextmanager
-def peak_rss(proc: Proc) -> Iterator[list[int]]:
-    """The largest RSS (KiB) of `proc` seen every 0.2 s while the block runs: [peak]."""
-    peak, done = [proc.rss_kib()], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.2):
-            peak[0] = max(peak[0], proc.rss_kib())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join()
 
 
 def settle(stack: Stack) -> int:
@@ -66,6 +46,7 @@ class Watched:
     changes: int  # history rows written while they were open
     rss: tuple[int, int]  # KiB: with the streams open, peak
     busy: LoadResult  # POST /tasks at full speed with them open
+    oldest: float  # s: the oldest writing transaction on the server meanwhile (holds events)
 
 
 def watch(ctx: Context, stack: Stack, api: Proc, count: int) -> Watched:
@@ -76,17 +57,18 @@ def watch(ctx: Context, stack: Stack, api: Proc, count: int) -> Watched:
         streams.wait_open(60 + count / 20)
         time.sleep(1)  # every stream has joined the feed
         open_rss = api.rss_kib()
-        with peak_rss(api) as peak:
+        with stack.db() as conn, peak(api.rss_kib) as rss, peak(oldest_writer(conn)) as held:
             paced = asyncio.run(paced_posts(stack.base_url, "/tasks", BODY, s.stream_rate,
                                             s.stream_seconds))
             changes = settle(stack) - before
             _caught_up(streams, min(PROBES, count) * changes)
             streams.mark()
-            busy = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.http_seconds,
+            oldest = held[0]
+            busy = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.stream_seconds,
                           s.connections)
     finally:
         got = streams.close()
-    return Watched(count, paced, got, changes, (open_rss, peak[0]), busy)
+    return Watched(count, paced, got, changes, (open_rss, int(rss[0])), busy, oldest)
 
 
 def run(ctx: Context) -> list[Row]:
@@ -95,12 +77,12 @@ def run(ctx: Context) -> list[Row]:
         stack.worker()
         api = stack.api()
         wait_workers(stack, 1)
-        quiet = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.http_seconds,
+        quiet = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.stream_seconds,
                        s.connections)
         settle(stack)
         idle_rss = api.rss_kib()
         rounds = [watch(ctx, stack, api, count) for count in s.streams]
-    setting = f"{s.connections} conns, {s.http_seconds:g} s, {quiet.tool}, 1 worker"
+    setting = f"{s.connections} conns, {s.stream_seconds:g} s, {quiet.tool}, 1 worker"
     rows = [Row("POST /tasks, no stream open", setting,
                 f"{quiet.rps:,.0f} req/s, p50 {ms(quiet.p50)}, p99 {ms(quiet.p99)}; "
                 f"API RSS {mib(idle_rss)}")]
@@ -112,15 +94,17 @@ def run(ctx: Context) -> list[Row]:
 def _rows(ctx: Context, w: Watched, quiet: LoadResult) -> list[Row]:
     s = ctx.sizes
     setting = f"{w.count:,} x GET /events, {s.stream_rate:g} tasks/s for {s.stream_seconds:g} s"
-    delays = [d for _, d in w.got.delays]
+    delays = [d for d, _ in w.got.delays]
+    changed = [d for d, created in w.got.delays if not created]
     probes = min(PROBES, w.count)
-    complete = sum(w.got.marked[:probes]) / (probes * w.changes) if w.changes else float("nan")
+    each = sum(w.got.marked[:probes]) / probes
     paced, busy = w.paced, w.busy
     return [
         Row("Stream delay (at -> client)", setting,
-            f"{p50_p99(delays)}, max {ms(max(delays, default=float('nan')))}; "
-            f"{len(delays):,} events on {probes} timed streams, "
-            f"{100 * complete:.0f}% of {w.changes:,} changes"),
+            f"{p50_p99(delays)}, max {ms(max(delays, default=float('nan')))} "
+            f"(workers' changes only: {p50_p99(changed)}); {each:,.0f} events per timed "
+            f"stream ({probes}) for {w.changes:,} changes written in the round; oldest "
+            f"writing transaction on the server meanwhile {w.oldest:.1f} s"),
         Row("Stream: API RSS", setting, f"{mib(w.rss[0])} open, peak {mib(w.rss[1])}"),
         Row("Stream: load generators", setting,
             f"SSE client {100 * w.got.cpu / w.got.seconds:.0f}% of a core, "
@@ -129,7 +113,7 @@ def _rows(ctx: Context, w: Watched, quiet: LoadResult) -> list[Row]:
             f"client {100 * paced.cpu / max(paced.seconds, 1e-9):.0f}% of a core"
             + (f", {paced.failed} failed" if paced.failed else "")),
         Row(f"POST /tasks, {w.count:,} streams open",
-            f"{s.connections} conns, {s.http_seconds:g} s, {busy.tool}, 1 worker",
+            f"{s.connections} conns, {s.stream_seconds:g} s, {busy.tool}, 1 worker",
             f"{busy.rps:,.0f} req/s, p50 {ms(busy.p50)}, p99 {ms(busy.p99)} "
             f"({busy.rps / quiet.rps if quiet.rps else float('nan'):.2f} of no stream)"),
     ]
