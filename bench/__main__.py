@@ -19,7 +19,7 @@ from bench.infra import (
 )
 from bench.load import TOOLS, pick_tool
 from bench.report import machine, table
-from bench.scenarios import capacity, drain, http_post, intake, listing, pickup, scrape
+from bench.scenarios import capacity, drain, http_post, intake, listing, pickup, scrape, sustained
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "http": http_post.run,
@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "pickup": pickup.run,
     "listing": listing.run,
     "scrape": scrape.run,
+    "sustained": sustained.run,
 }
 
 

@@ -21,6 +21,8 @@ class Sizes:
     stored_tasks: int = 1_000_000
     list_requests: int = 300
     deep_pages: int = 100
+    sustained_rates: tuple[float, ...] = (100, 200, 300, 400, 500, 600, 800, 1000, 1300, 1600, 2000)
+    sustained_seconds: float = 12
 
 
 SMOKE = Sizes(
@@ -34,6 +36,8 @@ SMOKE = Sizes(
     stored_tasks=10_000,
     list_requests=50,
     deep_pages=20,
+    sustained_rates=(50, 100),
+    sustained_seconds=3,
 )
 
 
