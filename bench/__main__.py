@@ -29,6 +29,7 @@ from bench.scenarios import (
     prune,
     scrape,
     streams,
+    sustained,
 )
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "scrape": scrape.run,
     "streams": streams.run,
     "prune": prune.run,
+    "sustained": sustained.run,
 }
 
 

@@ -65,9 +65,12 @@ def make_guard(keys: tuple[ApiKey, ...]) -> Any:
     """With no keys every endpoint is open. Otherwise an operation whose route needs a scope
     answers 401 without a known key and 403 with a key of a smaller scope; the key's name is
     kept on the request as the actor of what it does. Routes without a scope (health, metrics,
-    docs, the dashboard's files) stay open."""
+    docs, the dashboard's files) stay open. The guard is a coroutine: Litestar runs a plain
+    function guard in a worker thread, a hop per request."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
         needed = handler.opt.get("scope")
         if not keys or needed is None:
             return

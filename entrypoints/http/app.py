@@ -91,7 +91,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "replay": _from(container.replay_dead_letters),
             "gauges": _from(container.read_gauges),
         },
-        guards=[make_guard(keys)],
+        guards=[make_guard(keys)] if keys else [],  # none without keys: a call copies the handler
         middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse
                     *([ServerSpans(tracer)] if tracer is not NO_TRACING else []),
                     *([rate_limit(settings.rate_limit_per_second, keys)]
