@@ -205,6 +205,13 @@ class RabbitMQ:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else None)
         try:
             await channel.default_exchange.publish(message, queue, timeout=self._timeout)
+        except asyncio.CancelledError as exc:
+            # aiormq cancels the confirms a dead connection still owed: that is an outage
+            # for this caller, unless the caller itself is being cancelled
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise ServiceUnavailable("broker did not confirm: connection lost") from exc
         except Exception as exc:
             raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc
 
