@@ -14,6 +14,7 @@ from tests.e2e.test_service import finished_counts
 from tests.support.partitions import (
     Linked,
     Proxies,
+    Timeline,
     db_now,
     finished_by,
     held_by,
@@ -91,6 +92,7 @@ async def ready_cut_worker(stack: Stack, cut: Proxies) -> Linked:
 async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing_twice(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
+    at = Timeline()
     stack.api()
     worker = await ready_cut_worker(stack, cut)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
@@ -98,16 +100,22 @@ async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing
         await eventually(lambda: held_by(db, worker) >= 2, 30, "the worker to hold tasks")
         stack.worker()  # the other worker, which takes back what the cut one held
         worker.pg.blackhole()
+        at.mark("worker cut from PostgreSQL")
         cut_at = time.monotonic()
         took = await turns(worker.ready, 503, READY_TURNS, "the cut worker's readiness")
+        at.mark("readiness 503")
         await eventually(lambda: recovered_from(db, worker) > 0, 30,
                          "its claims to expire and be taken back")
         await asyncio.sleep(max(0.0, 6 - (time.monotonic() - cut_at)))  # past its lease
+        at.mark("its claims taken back")
         worker.pg.heal()
+        at.mark("healed")
         healed_at = db_now(db)
         await turns(worker.ready, 200, 30, "the healed worker's readiness")
+        at.mark("ready again")
         ids += await create(http, 30, "after")
         counts = await all_final(db, len(ids))
+        at.mark("all tasks final")
     assert took < READY_TURNS
     assert_nothing_lost_or_twice(db, ids, counts)
     await eventually(lambda: finished_by(db, worker, healed_at) > 0, 10,
@@ -118,6 +126,7 @@ async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing
 async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
+    at = Timeline()
     stack.api()
     worker = await ready_cut_worker(stack, cut)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
@@ -125,12 +134,17 @@ async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
         await eventually(lambda: held_by(db, worker) >= 2, 30, "the worker to hold tasks")
         stack.worker()  # the other worker, which RabbitMQ gives back what the cut one held
         worker.mq.blackhole()
+        at.mark("worker cut from RabbitMQ")
         took = await turns(worker.ready, 503, READY_TURNS, "the cut worker's readiness")
+        at.mark("readiness 503")
         worker.mq.heal()
+        at.mark("healed")
         healed_at = db_now(db)
         await turns(worker.ready, 200, 30, "the healed worker's readiness")
+        at.mark("ready again")
         ids += await create(http, 30, "after")
         counts = await all_final(db, len(ids))
+        at.mark("all tasks final")
     assert took < READY_TURNS
     assert_nothing_lost_or_twice(db, ids, counts)
     await eventually(lambda: finished_by(db, worker, healed_at) > 0, 10,
@@ -141,23 +155,30 @@ async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
 async def test_the_api_cut_from_rabbitmq_still_creates_and_dispatches_after_healing(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
+    at = Timeline()
     api = cut.api(stack)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
         ids = await create(http, 5, "before")
         await eventually(lambda: undispatched(db) == 0, 15, "the first dispatches")
         api.mq.blackhole()
+        at.mark("API cut from RabbitMQ")
         began = time.monotonic()
         ids += await create(http, 20, "cut")  # the outbox keeps them
         assert time.monotonic() - began < 10, "creates waited on the broker"
         took = await turns(api.ready, 503, READY_TURNS, "the API's readiness")
         assert undispatched(db) == 20, "dispatched through a silent connection?"
+        at.mark("readiness 503")
         api.mq.heal()
+        at.mark("healed")
         await turns(api.ready, 200, 30, "the healed API's readiness")
+        at.mark("ready again")
         # no worker yet: only the API's own relay can empty its outbox
         await eventually(lambda: undispatched(db) == 0, 30, "the outbox to be relayed")
+        at.mark("outbox relayed")
         stack.worker()
         ids += await create(http, 5, "after")
         counts = await all_final(db, len(ids))
+        at.mark("all tasks final")
     assert took < READY_TURNS
     assert_nothing_lost_or_twice(db, ids, counts)
     assert_carried_on(api)
@@ -166,12 +187,14 @@ async def test_the_api_cut_from_rabbitmq_still_creates_and_dispatches_after_heal
 async def test_the_api_cut_from_postgres_answers_503_in_bounded_time_and_recovers(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
+    at = Timeline()
     api = cut.api(stack)
     stack.worker()
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
         ids = await create(http, 5, "before")
         await all_final(db, 5)
         api.pg.blackhole()
+        at.mark("API cut from PostgreSQL")
 
         async def timed(method: str, path: str, **kw: object) -> tuple[int, str, float]:
             began = time.monotonic()
@@ -189,10 +212,14 @@ async def test_the_api_cut_from_postgres_answers_503_in_bounded_time_and_recover
         live = await http.get("/health/live")
         assert live.status_code == 200
         took = await turns(api.ready, 503, READY_TURNS, "the API's readiness")
+        at.mark("readiness 503")
         api.pg.heal()
+        at.mark("healed")
         await turns(api.ready, 200, 30, "the healed API's readiness")
+        at.mark("ready again")
         ids += await create(http, 10, "after")
         counts = await all_final(db, len(ids))
+        at.mark("all tasks final")
     assert took < READY_TURNS
     assert_nothing_lost_or_twice(db, ids, counts)
     assert_carried_on(api)

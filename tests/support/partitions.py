@@ -93,6 +93,18 @@ async def turns(url: str, status: int, within: float, what: str) -> float:
     return time.monotonic() - began
 
 
+class Timeline:
+    """Marks printed with the seconds since the start (shown when a test fails, or with -s)."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def mark(self, what: str) -> float:
+        seconds = time.monotonic() - self._start
+        print(f"{seconds:6.1f}s  {what}")
+        return seconds
+
+
 def db_now(db: psycopg.Connection) -> datetime:
     return db.execute("SELECT now()").fetchone()[0]
 
