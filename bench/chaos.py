@@ -1,14 +1,18 @@
-"""Chaos benchmark: `python -m bench.chaos [--tasks N] [--smoke]`. Prints, never asserts.
+"""Chaos benchmark: `python -m bench.chaos [--tasks N] [--smoke] [--no-broker-stop]`.
 
-Tasks are created through the api while one of three workers is SIGKILLed every few seconds
-(and replaced) and RabbitMQ is stopped once (`rabbitmqctl stop_app` ... `start_app`). Then
-everything is given time to end, and the database tells what happened to each task.
+Prints, never asserts. Tasks are created through the api while one of three workers is
+SIGKILLed every few seconds (and replaced), RabbitMQ is stopped once (`rabbitmqctl stop_app`
+... `start_app`; `--no-broker-stop` leaves it running, for shared services), and, in turns, a
+fourth worker is blackholed from PostgreSQL and the api from RabbitMQ through proxies of the
+benchmark's own (bench/partitions.py). Then everything is given time to end, and the
+database tells what happened to each task.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import sys
@@ -34,6 +38,8 @@ from bench.infra import (
     wait_workers,
 )
 from bench.load import paced_posts
+from bench.partitions import Links, Partitioner, find_progress, first_dispatch, first_worker_step
+from bench.partitions import rows as partition_rows
 from bench.report import machine, table
 
 SETTINGS = {
@@ -54,15 +60,17 @@ class Plan:
     tasks: int
     create_seconds: float  # tasks are created at an even pace over this time
     kill_every: float  # seconds between kills (jittered +-30%)
-    broker_down: float  # seconds between stop_app and start_app
+    broker_down: float  # seconds between stop_app and start_app (0: RabbitMQ is not stopped)
+    cut_for: float  # seconds each partition lasts
+    cut_pause: float  # seconds between two partitions
     final_timeout: float  # how long to wait for everything to be final afterwards
 
 
 def worker_id(proc: Proc) -> str | None:
     """The id the worker logged on start (None until it has)."""
     for line in proc.log_path.read_text(errors="replace").splitlines():
-        if '"worker_started"' in line:
-            return str(json.loads(line)["worker"])
+        if '"process_started"' in line and (worker := json.loads(line).get("worker")):
+            return str(worker)
     return None
 
 
@@ -118,16 +126,22 @@ class BrokerRestart(threading.Thread):
             self.started_at = time.monotonic()
 
 
-def chaos(admin: Admin, plan: Plan, stack: Stack) -> tuple[list[Row], str]:
-    stack.api()
+def chaos(admin: Admin, plan: Plan, stack: Stack, links: tuple[Links, Links]
+          ) -> tuple[list[Row], str]:
+    to_api, to_worker = links
+    api = stack.api(**to_api.env(stack.database_url, stack.rabbitmq_url))
+    cut = stack.worker(**WORKER_LOGS, **to_worker.env(stack.database_url, stack.rabbitmq_url))
     workers = [stack.worker(**WORKER_LOGS) for _ in range(3)]
-    wait_workers(stack, 3)
+    wait_workers(stack, 4)
     stop = threading.Event()
     killer = Killer(stack, workers, plan.kill_every, stop)
     broker = BrokerRestart(admin, plan.create_seconds * 0.4, plan.broker_down, stop)
+    partitioner = Partitioner(to_worker, to_api, plan.cut_for, plan.cut_pause, stop)
     began = time.monotonic()
     killer.start()
-    broker.start()
+    if plan.broker_down:
+        broker.start()
+    partitioner.start()
     try:
         posted = asyncio.run(
             paced_posts(stack.base_url, plan.tasks / plan.create_seconds, plan.create_seconds)
@@ -135,8 +149,10 @@ def chaos(admin: Admin, plan: Plan, stack: Stack) -> tuple[list[Row], str]:
     finally:
         stop.set()
         killer.join()
-        broker.join()
-        broker.ensure_started()
+        if plan.broker_down:
+            broker.join()
+            broker.ensure_started()
+        partitioner.join()
     created_for = time.monotonic() - began
     with stack.db() as conn:
         try:
@@ -150,35 +166,49 @@ def chaos(admin: Admin, plan: Plan, stack: Stack) -> tuple[list[Row], str]:
             print(f"bench.chaos: {exc}", file=sys.stderr)
         settled = time.monotonic() - began
         outcome = analyse(conn, posted.ids, killer.kills)
+        cut_id = worker_id(cut) or "?"
+        find_progress(partitioner.cuts, lambda after: first_worker_step(conn, cut_id, after),
+                      lambda after: first_dispatch(api.log_path, after))
     outcome.failed_posts = posted.failed
     down = (broker.started_at or 0) - (broker.stopped_at or 0)
     summary = (
         f"{len(killer.kills)} workers SIGKILLed (every ~{plan.kill_every:g} s), "
-        f"broker down {down:.1f} s (stop_app issued to start_app done); "
-        f"tasks created over {created_for:.1f} s, "
-        f"all final after {settled:.1f} s"
+        + (f"broker down {down:.1f} s (stop_app issued to start_app done); "
+           if plan.broker_down else "broker left running; ")
+        + f"{len(partitioner.cuts)} partitions of {plan.cut_for:g} s; "
+        f"tasks created over {created_for:.1f} s"
+        + (f" (failed POSTs: {dict(posted.failures)}), " if posted.failed else ", ")
+        + f"all final after {settled:.1f} s"
     )
-    return rows(outcome), summary
+    return rows(outcome) + partition_rows(partitioner.cuts, plan.cut_for), summary
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("--tasks", type=int, help="how many tasks (default 10000; smoke 200)")
     parser.add_argument("--smoke", action="store_true", help="tiny and short")
+    parser.add_argument("--no-broker-stop", action="store_true",
+                        help="never stop RabbitMQ (kills and partitions only: safe on shared "
+                        "services)")
     parser.add_argument("--database-url", default=ADMIN_DATABASE_URL)
     parser.add_argument("--rabbitmq-url", default=ADMIN_RABBITMQ_URL)
     args = parser.parse_args(argv)
     tasks = args.tasks or (200 if args.smoke else 10_000)
     if args.smoke:
-        plan = Plan(tasks, create_seconds=12, kill_every=2.5, broker_down=3, final_timeout=60)
+        plan = Plan(tasks, create_seconds=20, kill_every=2.5, broker_down=3, cut_for=5,
+                    cut_pause=2, final_timeout=90)
     else:
         plan = Plan(
             tasks,
-            create_seconds=max(20.0, tasks / 250),
+            create_seconds=max(30.0, tasks / 250),
             kill_every=4,
             broker_down=5,
+            cut_for=8,
+            cut_pause=4,
             final_timeout=180,
         )
+    if args.no_broker_stop:
+        plan = dataclasses.replace(plan, broker_down=0)
     return args, plan
 
 
@@ -187,15 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     admin = Admin(args.database_url, args.rabbitmq_url)
     log_dir = new_log_dir()
     failed = True
+    links = (Links.start(args.database_url, args.rabbitmq_url),
+             Links.start(args.database_url, args.rabbitmq_url))
     try:
         with sandbox(admin, log_dir, **SETTINGS) as stack:
-            results, summary = chaos(admin, plan, stack)
+            results, summary = chaos(admin, plan, stack, links)
         failed = False
     finally:
+        for link in links:
+            link.stop()
         finish_log_dir(log_dir, keep=failed)
     title = "\n".join(
         [
-            f"tasks chaos benchmark: {plan.tasks:,} tasks, 3 workers, "
+            f"tasks chaos benchmark: {plan.tasks:,} tasks, 3 workers (+1 partitioned), "
             "0-0.05 s work, 20% failures, lease 3 s (renew 1 s, sweep 0.5 s)",
             summary,
             *machine(args.database_url),

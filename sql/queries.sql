@@ -125,9 +125,14 @@ INSERT INTO dispatch_outbox (task_id, attempt, trace_context)
 SELECT * FROM json_to_recordset(%(rows)s::json) AS r (task_id uuid, attempt int, trace text);
 
 -- name: outbox_take
-DELETE FROM dispatch_outbox
-WHERE id IN (SELECT id FROM dispatch_outbox ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING task_id, attempt, trace_context;
+-- Locked, not deleted yet: the delete (and the pending count its trigger keeps, a row that
+-- creates update too) waits for outbox_remove, just before the commit, so that a relay
+-- waiting on RabbitMQ's confirms holds no lock that a create needs.
+SELECT id, task_id, attempt, trace_context FROM dispatch_outbox
+ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
+
+-- name: outbox_remove
+DELETE FROM dispatch_outbox WHERE id = ANY(%(ids)s);
 
 -- name: ping
 SELECT 1;

@@ -16,6 +16,7 @@ from adapters.postgres.listener import PostgresListener
 from adapters.postgres.rows import IMMUTABLE, names, to_transition
 from adapters.postgres.statements import statement
 from adapters.postgres.uow import translated
+from adapters.timeouts import PG_POOL_WAIT_SECONDS
 from application.model import ORIGIN, Event, EventId
 from application.stops import StopRequests
 from application.watch import wakeups
@@ -65,7 +66,7 @@ class PostgresEventLog:
         return wakeups(self._wake)
 
     async def latest(self) -> EventId:
-        async with translated(), self._pool.connection(timeout=5.0) as conn:
+        async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
             row = await (await conn.execute(_q("events_latest"))).fetchone()
         return (row["tx"], row["seq"]) if row else ORIGIN
 
@@ -73,7 +74,7 @@ class PostgresEventLog:
                    task_id: uuid.UUID | None = None) -> list[Event]:
         params = {"tx": after[0], "seq": after[1], "until_tx": until[0],
                   "until_seq": until[1], "limit": limit, "task_id": task_id}
-        async with translated(), self._pool.connection(timeout=5.0) as conn:
+        async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
             # The horizon first, then the rows below it: every transaction under the horizon
             # had ended before the read began, so the read sees all of their rows, and "all
             # that was heard of is out" is decided on what this read saw. Taken after the
@@ -94,7 +95,7 @@ class PostgresEventLog:
         return [to_event(row) for row in rows]
 
     async def read_last(self, task_id: uuid.UUID) -> Event | None:
-        async with translated(), self._pool.connection(timeout=5.0) as conn:
+        async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
             row = await (await conn.execute(_q("events_last"), {"task_id": task_id})).fetchone()
         return to_event(row) if row else None
 

@@ -10,7 +10,9 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from adapters.postgres.deadline import DeadlineConnection, connect_options
 from adapters.postgres.errors import diagnose
+from adapters.timeouts import PG_LISTENER_CHECK_SECONDS
 from application.backoff import Backoff
 from application.throttle import Throttle
 
@@ -26,12 +28,14 @@ Hearer = Callable[[str | None], None]
 class PostgresListener:
     """Listens on the channels it was given (`on`) over a connection of its own, outside the
     pool; reconnects with the service's backoff. A silent server is noticed by a liveness query
-    every `check_every` seconds with a deadline, not by the operating system."""
+    after `check_every` quiet seconds, under the round-trip deadline (deadline.py), not by the
+    operating system."""
 
     def __init__(self, url: str, connect: dict[str, Any] | None = None,
-                 check_every: float = 10.0) -> None:
+                 check_every: float = PG_LISTENER_CHECK_SECONDS) -> None:
         self._url = url
-        self._connect = {"application_name": "tasks listener", **(connect or {})}
+        self._connect = {**connect_options(url), "application_name": "tasks listener",
+                         **(connect or {})}
         self._check_every = check_every
         self._hearers: dict[str, list[Hearer]] = {}
         self.connected = False
@@ -55,7 +59,7 @@ class PostgresListener:
             await asyncio.sleep(backoff.next_delay())
 
     async def _listen(self, backoff: Backoff) -> None:
-        conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._connect)
+        conn = await DeadlineConnection.connect(self._url, autocommit=True, **self._connect)
         try:
             for channel in self._hearers:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
@@ -66,7 +70,7 @@ class PostgresListener:
                 async for note in conn.notifies(timeout=self._check_every):
                     for hearer in self._hearers.get(note.channel, ()):
                         hearer(note.payload)
-                await asyncio.wait_for(conn.execute("SELECT 1"), self._check_every)
+                await conn.execute("SELECT 1")
         finally:
             await conn.close()
 

@@ -192,8 +192,12 @@ class PostgresTasks:
 
 
 class PostgresOutbox:
+    """`take` locks the entries; they are deleted by `before_commit`, which the unit of work
+    calls just before it commits (see outbox_take in sql/queries.sql for why so late)."""
+
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self._conn = conn
+        self._taken: list[int] = []
 
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
@@ -202,5 +206,11 @@ class PostgresOutbox:
 
     async def take(self, limit: int) -> list[Dispatch]:
         cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})
-        return [Dispatch(row["task_id"], row["attempt"], row["trace_context"])
-                for row in await cur.fetchall()]
+        rows = await cur.fetchall()
+        self._taken += [row["id"] for row in rows]
+        return [Dispatch(row["task_id"], row["attempt"], row["trace_context"]) for row in rows]
+
+    async def before_commit(self) -> None:
+        if self._taken:
+            taken, self._taken = self._taken, []
+            await self._conn.execute(_q("outbox_remove"), {"ids": taken})

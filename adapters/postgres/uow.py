@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from adapters.diagnosis import scrub
 from adapters.postgres.repository import PostgresOutbox, PostgresTasks
 from adapters.postgres.schema import REQUEST_NOT_MIGRATED
+from adapters.timeouts import PG_POOL_WAIT_SECONDS
 from application.throttle import Throttle
 from domain.errors import InvalidInput, ServiceUnavailable
 
@@ -70,7 +71,7 @@ class PostgresUnitOfWork:
     def __init__(
         self,
         pool: psycopg_pool.AsyncConnectionPool[Any],
-        timeout: float = 5.0,
+        timeout: float = PG_POOL_WAIT_SECONDS,
         pipeline: bool = False,
     ) -> None:
         self._pool = pool
@@ -100,6 +101,7 @@ class PostgresUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.outbox.before_commit()
         await self._conn.commit()
         self._committed = True
 

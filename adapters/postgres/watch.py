@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import psycopg_pool
 import structlog
-from psycopg import AsyncConnection
 
 from adapters.diagnosis import Diagnosis
+from adapters.postgres.deadline import DeadlineConnection
 from adapters.postgres.errors import diagnose
 from application.throttle import Throttle
 
@@ -26,6 +27,8 @@ class ConnectWatch:
     def __init__(self, url: str, interval: float = 5.0) -> None:
         self.url = url
         self.failure: Diagnosis | None = None
+        #: called when a round trip met no answer in time (the pool drops its idle connections)
+        self.on_silence: Callable[[], None] | None = None
         self._throttle = Throttle(interval)
 
     def failed(self, exc: BaseException) -> None:
@@ -38,13 +41,24 @@ class ConnectWatch:
             log.info("database_connected")
         self.failure = None
 
+    def silent(self) -> None:
+        """A connection of the pool was closed by its deadline: the server went silent."""
+        if (extra := self._throttle.check("silent")) is not None:
+            log.warning("database_silent", error="no answer from PostgreSQL in time: the "
+                        "pool's connections are replaced", **extra)
+        if self.on_silence is not None:
+            self.on_silence()
+
     def connection_class(self) -> type[WatchedConnection]:
         """For the pool's `connection_class`: connections that report to this watch."""
         return type("WatchedConnection", (WatchedConnection,), {"watch": self})
 
 
-class WatchedConnection(AsyncConnection[Any]):
+class WatchedConnection(DeadlineConnection):
     watch: ClassVar[ConnectWatch]
+
+    def deadline_missed(self) -> None:
+        self.watch.silent()
 
     @classmethod
     async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:

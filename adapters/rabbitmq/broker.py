@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -36,6 +37,13 @@ from adapters.queues import DISPATCH, TRACE_HEADER
 from adapters.rabbitmq import topology
 from adapters.rabbitmq.delivery import RabbitDelivery
 from adapters.rabbitmq.errors import diagnose
+from adapters.timeouts import (
+    AMQP_CONFIRM_SECONDS,
+    AMQP_CONNECT_SECONDS,
+    AMQP_HEARTBEAT_SECONDS,
+    AMQP_RECONNECT_SECONDS,
+    AMQP_RPC_SECONDS,
+)
 from application.backoff import Backoff
 from application.model import Dispatch
 from application.ports import DeliveryHandler
@@ -46,15 +54,33 @@ log = structlog.get_logger(__name__)
 _encode = msgspec.json.Encoder().encode
 
 
+def with_heartbeat(url: str) -> str:
+    """`url` asking for the service's AMQP heartbeat, unless it asks for one of its own."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:  # a bad URL is reported when connecting
+        return url
+    if any(key == "heartbeat" for key, _ in query):
+        return url
+    query.append(("heartbeat", str(AMQP_HEARTBEAT_SECONDS)))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
 class RabbitMQ:
     """The MessageBroker port on RabbitMQ. Publishes are persistent and wait for the broker's
     confirm (`timeout` seconds at most); a message is handed to its handler in an asyncio task
-    of its own, and one the handler leaves unsettled after raising is put back."""
+    of its own, and one the handler leaves unsettled after raising is put back. A silent
+    RabbitMQ is caught by the heartbeat and the connect timeout (adapters/timeouts.py); the
+    robust connection then reconnects by itself."""
 
     name = "broker"
 
-    def __init__(self, url: str, timeout: float = 10.0, *, tracer: Tracer = NO_TRACING) -> None:
-        self._broker = RabbitBroker(url, reconnect_interval=1.0, logger=None, app_id="tasks")
+    def __init__(self, url: str, timeout: float = AMQP_CONFIRM_SECONDS, *,
+                 tracer: Tracer = NO_TRACING) -> None:
+        self._broker = RabbitBroker(with_heartbeat(url), timeout=AMQP_CONNECT_SECONDS,
+                                    reconnect_interval=AMQP_RECONNECT_SECONDS, logger=None,
+                                    app_id="tasks")
         self._url = url
         self._failure: Diagnosis | None = None  # why the last attempt to connect failed
         self._timeout = timeout
@@ -179,6 +205,13 @@ class RabbitMQ:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else None)
         try:
             await channel.default_exchange.publish(message, queue, timeout=self._timeout)
+        except asyncio.CancelledError as exc:
+            # aiormq cancels the confirms a dead connection still owed: that is an outage
+            # for this caller, unless the caller itself is being cancelled
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise ServiceUnavailable("broker did not confirm: connection lost") from exc
         except Exception as exc:
             raise ServiceUnavailable(f"broker did not confirm: {type(exc).__name__}") from exc
 
@@ -188,7 +221,7 @@ class RabbitMQ:
         connection = self._connection
         if connection is None or not connection.connected.is_set():
             raise ServiceUnavailable("broker unreachable")
-        channel = await connection.channel()
+        channel = await asyncio.wait_for(connection.channel(), AMQP_RPC_SECONDS)
         try:
             yield channel
         finally:

@@ -9,6 +9,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from adapters.deadletters import letter, replay_headers
 from adapters.queues import CREATE_DLQ, DISPATCH_DLQ, ORIGINS
 from adapters.rabbitmq.broker import RabbitMQ
+from adapters.timeouts import AMQP_RPC_SECONDS
 from application.deadletters import DeadLetter, Decide, Replayed, Verdict
 
 QUEUES = (CREATE_DLQ, DISPATCH_DLQ)
@@ -23,7 +24,7 @@ class RabbitDeadLetters:
 
     async def counts(self) -> dict[str, int]:
         async with self._broker.channel() as channel:
-            return {q: (await channel.declare_queue(q, passive=True))
+            return {q: (await channel.declare_queue(q, passive=True, timeout=AMQP_RPC_SECONDS))
                     .declaration_result.message_count or 0 for q in QUEUES}
 
     async def peek(self, limit: int) -> list[DeadLetter]:
