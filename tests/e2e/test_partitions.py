@@ -84,11 +84,13 @@ def assert_carried_on(*linked: Linked) -> None:
 
 
 async def ready_cut_worker(stack: Stack, cut: Proxies) -> Linked:
-    """A worker behind proxies, ready, and a plain one started alongside (both start at once;
-    they share what is created next, or the cut one takes it all if it consumes first)."""
+    """The API, a worker behind proxies and a plain one, started at once and ready (the
+    workers share what is created next, or the cut one takes it all if it consumes first)."""
+    api = stack.api(wait_ready=False)
     worker = cut.worker(stack)
     stack.worker()
-    await turns(worker.ready, 200, 30, "the worker's readiness")
+    stack.wait_http(api, "/health/ready", timeout=60)
+    await turns(worker.ready, 200, 60, "the worker's readiness")
     return worker
 
 
@@ -96,7 +98,6 @@ async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
-    stack.api()
     worker = await ready_cut_worker(stack, cut)  # and another, which takes back what it held
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
         ids = await create(http, 30, "before")
@@ -129,7 +130,6 @@ async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
-    stack.api()
     worker = await ready_cut_worker(stack, cut)  # and another, RabbitMQ's second choice
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
         ids = await create(http, 30, "before")
@@ -191,8 +191,8 @@ async def test_the_api_cut_from_postgres_answers_503_in_bounded_time_and_recover
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
+    stack.worker()  # starts while the API does
     api = cut.api(stack)
-    stack.worker()
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http, \
             open_stream(stack.base_url, "/events") as feed:
         ids = await create(http, 5, "before")
