@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 
 import structlog
 
+from application.backoff import say_waiting
 from application.model import ORIGIN, Event, EventId
 from application.ports import EventLog
+from domain.errors import ServiceUnavailable
 from domain.task import TaskStatus
 
 log = structlog.get_logger(__name__)
@@ -116,9 +118,14 @@ class WatchTasks:
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:
+        """An outage pauses the feed, never ends it: the events stay in the history, and the
+        next wake-up (a change, or the listener reconnecting) reads on from the same place."""
         async for _ in self.log.changes():
             if self._subscriptions:
-                await self._pump()
+                try:
+                    await self._pump()
+                except ServiceUnavailable as exc:
+                    say_waiting("event_feed", str(exc), 0.0)
 
     async def _pump(self) -> None:
         async with self._lock:

@@ -24,6 +24,7 @@ from tests.support.partitions import (
     undispatched,
 )
 from tests.support.processes import Stack, eventually
+from tests.support.sse import open_stream
 
 pytestmark = pytest.mark.partition
 
@@ -83,9 +84,13 @@ def assert_carried_on(*linked: Linked) -> None:
 
 
 async def ready_cut_worker(stack: Stack, cut: Proxies) -> Linked:
-    """A worker behind proxies, ready: the tasks created next are all prefetched by it."""
+    """The API, a worker behind proxies and a plain one, started at once and ready (the
+    workers share what is created next, or the cut one takes it all if it consumes first)."""
+    api = stack.api(wait_ready=False)
     worker = cut.worker(stack)
-    await turns(worker.ready, 200, 30, "the worker's readiness")
+    stack.worker()
+    stack.wait_http(api, "/health/ready", timeout=60)
+    await turns(worker.ready, 200, 60, "the worker's readiness")
     return worker
 
 
@@ -93,12 +98,10 @@ async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
-    stack.api()
-    worker = await ready_cut_worker(stack, cut)
+    worker = await ready_cut_worker(stack, cut)  # and another, which takes back what it held
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
         ids = await create(http, 30, "before")
         await eventually(lambda: held_by(db, worker) >= 2, 30, "the worker to hold tasks")
-        stack.worker()  # the other worker, which takes back what the cut one held
         worker.pg.blackhole()
         at.mark("worker cut from PostgreSQL")
         cut_at = time.monotonic()
@@ -127,12 +130,10 @@ async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
-    stack.api()
-    worker = await ready_cut_worker(stack, cut)
+    worker = await ready_cut_worker(stack, cut)  # and another, RabbitMQ's second choice
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
         ids = await create(http, 30, "before")
         await eventually(lambda: held_by(db, worker) >= 2, 30, "the worker to hold tasks")
-        stack.worker()  # the other worker, which RabbitMQ gives back what the cut one held
         worker.mq.blackhole()
         at.mark("worker cut from RabbitMQ")
         took = await turns(worker.ready, 503, READY_TURNS, "the cut worker's readiness")
@@ -190,9 +191,10 @@ async def test_the_api_cut_from_postgres_answers_503_in_bounded_time_and_recover
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
     at = Timeline()
+    stack.worker()  # starts while the API does
     api = cut.api(stack)
-    stack.worker()
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http, \
+            open_stream(stack.base_url, "/events") as feed:
         ids = await create(http, 5, "before")
         await all_final(db, 5)
         api.pg.blackhole()
@@ -219,9 +221,19 @@ async def test_the_api_cut_from_postgres_answers_503_in_bounded_time_and_recover
         at.mark("healed")
         await turns(api.ready, 200, 30, "the healed API's readiness")
         at.mark("ready again")
-        ids += await create(http, 10, "after")
+        after = await create(http, 10, "after")
+        ids += after
         counts = await all_final(db, len(ids))
         at.mark("all tasks final")
+
+        def streamed() -> bool:  # the stream opened before the cut carries on after it
+            final = {e.data["task_id"] for e in feed.events
+                     if e.data["to_status"] in ("completed", "error")}
+            return final >= set(after)
+
+        await eventually(streamed, 30, "the open event stream to tell the new tasks' ends")
+        assert not feed.ended.is_set()
+        at.mark("the open stream told them")
     assert took < READY_TURNS
     assert_nothing_lost_or_twice(db, ids, counts)
     assert_carried_on(api)

@@ -11,6 +11,7 @@ import pytest
 from adapters.memory.events import InMemoryEventLog
 from application.model import Event, EventId
 from application.watch import Subscription, WatchTasks
+from domain.errors import ServiceUnavailable
 from domain.task import TaskStatus
 from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.world import World
@@ -160,3 +161,32 @@ async def test_a_stream_of_an_unknown_task_gets_nothing_until_it_ends_by_timeout
 ) -> None:
     async with watch.subscribe(task_id=uuid.UUID(int=404)) as stream:
         assert await stream.next(0.01, NEVER) == []
+
+
+class FailingOnce(InMemoryEventLog):
+    """Its next read fails as an outage would, once."""
+
+    fail_next = False
+
+    async def read(self, *args: object, **kwargs: object) -> list[Event]:
+        if self.fail_next:
+            self.fail_next = False
+            raise ServiceUnavailable("database unavailable")
+        return await super().read(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_outage_pauses_the_feed_and_the_next_change_reads_on(world: World) -> None:
+    log = FailingOnce(world.store)
+    feed = WatchTasks(log)
+    reader = asyncio.create_task(feed.run())
+    try:
+        async with feed.subscribe() as stream:
+            log.fail_next = True
+            first = await world.new_task()  # its read fails: the feed must not end
+            await asyncio.sleep(0.05)
+            assert not reader.done()
+            second = await world.new_task()
+            got = await take(stream, 2)
+        assert [e.task.id for e in got] == [first.id, second.id]
+    finally:
+        reader.cancel()
