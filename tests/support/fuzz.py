@@ -64,6 +64,8 @@ def schemathesis_command(base_url: str, config: Path, *extra: str, checks: str =
 
 def run(base_url: str, workdir: Path, *extra: str, checks: str = "all",
         seed: int | None = None, timeout: float = 480) -> subprocess.CompletedProcess[str]:
+    """`timeout` is generous: how long a run bounded by examples takes depends on how busy the
+    machine is, and a run stopped by it is a failure that says nothing about the API."""
     config = workdir / "schemathesis.toml"
     config.write_text(CONFIG)
     return subprocess.run(
