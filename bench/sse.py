@@ -104,7 +104,7 @@ class Streams:
     """`count` streams of `path` held open by a child process until `close()`."""
 
     def __init__(self, base_url: str, path: str, count: int, probes: int) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("fork")  # no threads or loop run in the parent now
         self._ready, self._mark, self._stop = context.Event(), context.Event(), context.Event()
         self._out: Any = context.Queue()
         self._timed: Any = context.Value("q", 0)

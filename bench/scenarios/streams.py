@@ -74,16 +74,20 @@ def watch(ctx: Context, stack: Stack, api: Proc, count: int) -> Watched:
 def run(ctx: Context) -> list[Row]:
     s = ctx.sizes
     with sandbox(ctx.admin, ctx.log_dir, **NO_WORK) as stack:
-        stack.worker()
         api = stack.api()
+        url = stack.base_url + "/tasks"
+        alone = hammer(ctx.load_tool, url, BODY, s.stream_seconds, s.connections)
+        stack.worker()  # only now: the row above is measured as the `http` scenario does
         wait_workers(stack, 1)
-        quiet = hammer(ctx.load_tool, stack.base_url + "/tasks", BODY, s.stream_seconds,
-                       s.connections)
+        settle(stack)
+        quiet = hammer(ctx.load_tool, url, BODY, s.stream_seconds, s.connections)
         settle(stack)
         idle_rss = api.rss_kib()
         rounds = [watch(ctx, stack, api, count) for count in s.streams]
-    setting = f"{s.connections} conns, {s.stream_seconds:g} s, {quiet.tool}, 1 worker"
-    rows = [Row("POST /tasks, no stream open", setting,
+    setting = f"{s.connections} conns, {s.stream_seconds:g} s, {quiet.tool}"
+    rows = [Row("POST /tasks, no stream open", f"HTTP_WORKERS=1, {setting}, no worker (as http)",
+                f"{alone.rps:,.0f} req/s, p50 {ms(alone.p50)}, p99 {ms(alone.p99)}"),
+            Row("POST /tasks, no stream open", f"{setting}, 1 worker",
                 f"{quiet.rps:,.0f} req/s, p50 {ms(quiet.p50)}, p99 {ms(quiet.p99)}; "
                 f"API RSS {mib(idle_rss)}")]
     for round_ in rounds:
