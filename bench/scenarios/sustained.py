@@ -164,7 +164,16 @@ def run(ctx: Context) -> list[Row]:
     rows = [Row("Sustained step", f"{s.rate:,.0f} POST/s offered", s.describe()) for s in steps]
     held = [s for s in steps if s.ok]
     if not held:
-        return [*rows, Row("Sustained rate", setting, "none held")]
+        last = steps[-1]
+        return [
+            *rows,
+            Row("Sustained rate", setting, "none held"),
+            Row(
+                "Sustained CPU by part",
+                f"at {last.rate:,.0f}/s (failed)",
+                last.split.per_task(last.paced.created),
+            ),
+        ]
     best = held[-1]
     n = best.paced.created
     return [
