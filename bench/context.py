@@ -27,8 +27,9 @@ class Sizes:
     prune_tasks: int = 1_000_000
     prune_rate: float = 500
     prune_baseline_seconds: float = 10
-    sustained_rates: tuple[float, ...] = (100, 200, 300, 400, 500, 600, 800, 1000, 1300, 1600, 2000)
+    sustained_rates: tuple[float, ...] = (50, 100, 200, 300, 400, 600, 800, 1000, 1300, 1600, 2000)
     sustained_seconds: float = 12
+    sustained_tries: int = 2  # a rate fails when each try failed: the box may be shared
 
 
 SMOKE = Sizes(
@@ -49,7 +50,8 @@ SMOKE = Sizes(
     prune_rate=50,
     prune_baseline_seconds=1,
     sustained_rates=(50, 100),
-    sustained_seconds=3,
+    sustained_seconds=2,
+    sustained_tries=1,
 )
 
 
