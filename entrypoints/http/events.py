@@ -138,9 +138,27 @@ async def _stream(watch: WatchTasks, stopping: asyncio.Event, *,
         yield b": the service cannot read its history right now; reconnect to resume\n\n"
 
 
-def _message(event: Event) -> bytes:
-    body = _encode(EventOut.of(event))
-    return b"id: %s\nevent: transition\ndata: %s\n\n" % (event_id(event.id).encode(), body)
+class _Frames:
+    """Each event is encoded once for all the streams that send it, not once per stream:
+    the last few thousand frames are kept by event id (an id always names the same change)."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._frames: dict[EventId, bytes] = {}
+
+    def __call__(self, event: Event) -> bytes:
+        frame = self._frames.get(event.id)
+        if frame is None:
+            body = _encode(EventOut.of(event))
+            frame = b"id: %s\nevent: transition\ndata: %s\n\n" % (
+                event_id(event.id).encode(), body)
+            if len(self._frames) >= self._keep:
+                del self._frames[next(iter(self._frames))]
+            self._frames[event.id] = frame
+        return frame
+
+
+_message = _Frames(keep=4096)
 
 
 ROUTES = [task_events, all_events]
