@@ -37,7 +37,8 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
     return detail not in excused
 
 
-#: The schemathesis checks both conformance runs (ASGI unit tier, real-process e2e) apply.
+#: The schemathesis checks of the in-memory ASGI run (tests/unit/test_openapi_asgi.py); the
+#: real-process runs (tests/support/fuzz.py) apply every check there is.
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",

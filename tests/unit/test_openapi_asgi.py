@@ -1,8 +1,9 @@
 """Property-based, in memory: schemathesis drives the ASGI app through its own OpenAPI document.
 
-The fast sibling of tests/e2e/test_openapi_conformance.py (same checks, same excuses, from
-tests/support/openapi_hooks.py, which importing registers): no network, in-memory adapters, so
-it runs with the unit tier and catches an undocumented answer or a 5xx before the real stack does.
+The fast sibling of tests/e2e/test_openapi_conformance.py (the same excuses, and the checks
+that need no real stack, from tests/support/openapi_hooks.py, which importing registers): no
+network, in-memory adapters, so it runs with the unit tier and catches an undocumented answer
+or a 5xx before the real stack does.
 """
 
 from __future__ import annotations
