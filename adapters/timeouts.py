@@ -10,13 +10,15 @@ from __future__ import annotations
 #: libpq's connect_timeout: one attempt to connect, log in included (whole seconds, at least 2)
 PG_CONNECT_SECONDS = 5
 #: the client's own deadline on every round trip (a statement, a fetch, a commit): past it the
-#: connection is closed and the caller gets "database unavailable"
-PG_ROUND_TRIP_SECONDS = 5.0
+#: connection is closed and the caller gets "database unavailable". A request may wait for one
+#: round trip of another (creates share transactions) and then for a connection: the two
+#: together stay under the 10 s in which a request must have its answer
+PG_ROUND_TRIP_SECONDS = 4.0
 #: how long a unit of work waits for a pooled connection before answering "unavailable"
 PG_POOL_WAIT_SECONDS = 4.0
 #: server side: a statement running longer is cancelled by PostgreSQL itself (before the
 #: client's deadline, so that a slow server costs an error, not the connection)
-PG_STATEMENT_TIMEOUT_MS = 4_000
+PG_STATEMENT_TIMEOUT_MS = 3_000
 #: server side: a session left idle inside a transaction (its client gone silent) is ended, so
 #: that the rows it locked are free again; longer than a publish confirm, which the outbox relay
 #: waits for inside its transaction
