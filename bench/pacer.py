@@ -78,6 +78,7 @@ class Pacer:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         self.idle: deque[Connection] = deque()
+        self.connections: list[Connection] = []
         self.owed = 0  # due but not yet sent: no idle connection
         self.late = self.created = self.failed = self.busy = 0
         self.latencies: list[float] = []
@@ -87,6 +88,7 @@ class Pacer:
         loop = asyncio.get_running_loop()
         for _ in range(count):
             _, conn = await loop.create_connection(lambda: Connection(self), self.host, self.port)
+            self.connections.append(conn)
             self.idle.append(conn)
 
     def due(self, count: int) -> None:
@@ -139,6 +141,9 @@ class Pacer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.quiet.wait(), 30)
         elapsed = time.perf_counter() - begin
+        for conn in self.connections:
+            if conn.transport is not None:
+                conn.transport.close()
         return Paced(
             rate,
             total,
