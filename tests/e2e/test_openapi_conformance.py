@@ -36,7 +36,7 @@ from tests.support.processes import Stack, eventually
 from tests.support.sse import open_stream
 
 SEED = 20251127
-EXAMPLES_PER_OPERATION = 50
+EXAMPLES_PER_OPERATION = 30  # per run in CI; `python -m tests.support.fuzz` runs for longer
 PROBLEM = "application/problem+json"
 
 
