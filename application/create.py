@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import structlog
 
+from application.messaging import DispatchSignal
 from application.model import Dispatch, NewTaskRequest, Stored
-from application.ports import Clock, DispatchSignal, IdSource, UnitOfWork
+from application.ports import Clock, IdSource, UnitOfWork
 from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from domain.errors import IdempotencyConflict

@@ -12,7 +12,7 @@ import structlog
 
 from application.model import Dispatch
 from application.ports import UnitOfWorkFactory
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 
 log = structlog.get_logger(__name__)
 

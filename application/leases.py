@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import structlog
 
+from application.messaging import DispatchSignal
 from application.model import Dispatch
-from application.ports import Clock, DispatchSignal, UnitOfWorkFactory
+from application.ports import Clock, UnitOfWorkFactory
 from application.stops import StopRequests
 from application.telemetry import NO_METRICS, Metrics
-from domain.task import TaskStatus, Transition
+from domain.status import TaskStatus
+from domain.task import Transition
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from domain.errors import InvalidInput
-from domain.task import Task, TaskSource, TaskStatus, Transition
+from domain.status import TaskSource, TaskStatus
+from domain.task import Task, Transition
 
 
 class NewTaskRequest(msgspec.Struct, frozen=True, kw_only=True):

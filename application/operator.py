@@ -7,12 +7,14 @@ import uuid
 import msgspec
 import structlog
 
+from application.messaging import DispatchSignal
 from application.model import Dispatch
-from application.ports import Clock, DispatchSignal, UnitOfWork
+from application.ports import Clock, UnitOfWork
 from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from domain.errors import InvalidTransition, TaskNotFound
-from domain.task import Task, TaskStatus, Transition
+from domain.status import TaskStatus
+from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
 

@@ -1,9 +1,10 @@
-"""Ports: what the use cases need from the outside world, as structural protocols."""
+"""Ports: what the use cases need from the outside world, as structural protocols (the
+broker's are in application/messaging.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -136,58 +137,6 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
-class DispatchPublisher(Protocol):
-    async def publish(self, dispatches: Sequence[Dispatch]) -> None:
-        """Return only once the broker has confirmed every message; raise otherwise."""
-        ...
-
-
-class DispatchQueue(Protocol):
-    async def ready(self) -> int:
-        """Dispatches in the queue waiting for a worker to take them (not those a worker holds
-        already); ServiceUnavailable when the queue cannot be looked at, or is missing."""
-        ...
-
-
-class DispatchSignal(Protocol):
-    def notify(self) -> None:
-        """Something was committed to the outbox: wake the relay now."""
-        ...
-
-    async def wait(self, at_most: float) -> None:
-        """Until notified (then cleared) or `at_most` seconds passed, whichever comes first."""
-        ...
-
-
-class Delivery(Protocol):
-    """One message taken from a queue. It is settled once: acknowledged, put back, or moved to
-    the queue's dead-letter queue with the reason; until then the broker keeps it."""
-
-    body: bytes
-    message_id: str | None
-    reply_to: str | None
-    correlation_id: str | None
-    headers: Mapping[str, object]
-
-    async def ack(self) -> None: ...
-
-    async def requeue(self) -> None: ...
-
-    async def dead_letter(self, reason: str) -> None:
-        """Into the dead-letter queue with `reason` in a header, confirmed; then acknowledged."""
-        ...
-
-    async def reply(self, body: bytes, content_type: str,
-                    headers: Mapping[str, str] | None = None) -> None:
-        """To `reply_to` with the same `correlation_id`; nothing without `reply_to`."""
-        ...
-
-
-DeliveryHandler = Callable[[Delivery], Awaitable[None]]
-
-
-
-
 class EventLog(Protocol):
     """The history as a feed. Positions only move forward, and a read never skips an event:
     an event becomes readable only once no event before it can still be committed."""
@@ -231,17 +180,4 @@ class HealthProbe(Protocol):
 
     async def check(self) -> None:
         """Raise ServiceUnavailable when the dependency cannot be reached."""
-        ...
-
-
-class MessageBroker(DispatchPublisher, HealthProbe, Protocol):
-    """The broker of one process: it publishes dispatches and feeds consumers."""
-
-    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
-        """Hand `queue`'s messages to `handler` (each in its own asyncio task), at most
-        `prefetch` unsettled at a time, from now until `stop_consuming`; across reconnects."""
-        ...
-
-    async def stop_consuming(self) -> None:
-        """Take no new messages; those handed out may still be settled."""
         ...

@@ -15,7 +15,8 @@ from application.stops import StopRequests
 from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.transactions import Transactions
 from application.until import until_set
-from domain.task import Task, TaskStatus, Transition
+from domain.status import TaskStatus
+from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
 

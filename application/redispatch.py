@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from application.messaging import DispatchQueue, DispatchSignal
 from application.model import Dispatch, Waiting
-from application.ports import Clock, DispatchQueue, DispatchSignal, UnitOfWorkFactory
+from application.ports import Clock, UnitOfWorkFactory
 from application.telemetry import NO_METRICS, Metrics
-from domain.task import TaskStatus, Transition
+from domain.status import TaskStatus
+from domain.task import Transition
 
 log = structlog.get_logger(__name__)
 #: the history's `actor` of what the sweep does

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from application.ports import DispatchPublisher, UnitOfWorkFactory
+from application.messaging import DispatchPublisher
+from application.ports import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 
 from application.ports import Clock, UnitOfWorkFactory
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 
 
 class Counts(msgspec.Struct, frozen=True, kw_only=True):

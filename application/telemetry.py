@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 
 SpanKind = Literal["internal", "server", "client", "producer", "consumer"]
 Attribute = str | int | float | bool

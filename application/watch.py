@@ -14,7 +14,7 @@ from application.backoff import say_waiting
 from application.model import ORIGIN, Event, EventId
 from application.ports import EventLog
 from domain.errors import ServiceUnavailable
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 
 log = structlog.get_logger(__name__)
 #: A position after every real one: `read(after, LAST)` means "everything readable".

@@ -1,8 +1,7 @@
-"""The Task value and the transitions of its status model."""
+"""The Task value, its changes of status, and the record of each change."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,38 +9,7 @@ from typing import Any
 import msgspec
 
 from domain.errors import InvalidTransition
-
-
-class TaskStatus(enum.StrEnum):
-    NEW = "new"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    ERROR = "error"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.ERROR)
-
-
-class TaskSource(enum.StrEnum):
-    API = "api"
-    AMQP = "amqp"
-
-
-#: Every allowed (from, to) pair. Later features add pairs; none is ever removed.
-ALLOWED: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
-    {
-        (TaskStatus.NEW, TaskStatus.IN_PROGRESS),
-        (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED),
-        (TaskStatus.IN_PROGRESS, TaskStatus.ERROR),
-        # a claim that expired or was handed back on shutdown goes back to the queue
-        (TaskStatus.IN_PROGRESS, TaskStatus.NEW),
-        # an operator retries a failed task
-        (TaskStatus.ERROR, TaskStatus.NEW),
-        # an operator cancels a task that no worker has taken yet
-        (TaskStatus.NEW, TaskStatus.ERROR),
-    }
-)
+from domain.status import ALLOWED, TaskSource, TaskStatus
 
 #: Every error text of a cancelled task starts with this.
 CANCELLED = "cancelled"

@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from application.ports import Delivery, DeliveryHandler
+from application.messaging import Delivery, DeliveryHandler
 
 log = structlog.get_logger(__name__)
 

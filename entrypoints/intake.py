@@ -11,10 +11,10 @@ import structlog
 from adapters.queues import CREATE
 from application.backoff import retrying
 from application.create import CreateTask
-from application.ports import Delivery, DeliveryHandler
+from application.messaging import Delivery, DeliveryHandler
 from application.telemetry import NO_TRACING, Tracer
 from domain.errors import DomainError
-from domain.task import TaskSource
+from domain.status import TaskSource
 from entrypoints.problems import problem_for
 from entrypoints.tracing import consuming
 from entrypoints.wire import TaskIn, TaskOut

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 import structlog
 
 from application.backoff import Backoff
-from application.ports import DispatchSignal
+from application.messaging import DispatchSignal
 from application.throttle import Throttle
 from domain.errors import ServiceUnavailable
 

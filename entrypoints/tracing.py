@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from adapters.queues import TRACE_HEADER
-from application.ports import Delivery
+from application.messaging import Delivery
 from application.telemetry import NO_TRACING, Span, Tracer
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,8 @@ import msgspec
 
 from application.model import Event, NewTaskRequest, Page
 from domain.errors import InvalidInput
-from domain.task import Task, TaskSource, TaskStatus, Transition
+from domain.status import TaskSource, TaskStatus
+from domain.task import Task, Transition
 
 #: How deeply a payload may nest objects and arrays (the payload object itself is level 1).
 MAX_PAYLOAD_DEPTH = 100

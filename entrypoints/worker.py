@@ -10,8 +10,8 @@ import msgspec
 import structlog
 
 from adapters.queues import DISPATCH
+from application.messaging import Delivery, DeliveryHandler
 from application.model import Dispatch
-from application.ports import Delivery, DeliveryHandler
 from application.process import ProcessTask
 from application.telemetry import NO_TRACING, Tracer
 from entrypoints.tracing import consuming

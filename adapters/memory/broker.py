@@ -12,8 +12,8 @@ import msgspec
 import structlog
 
 from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, DISPATCH, REASON_HEADER, TRACE_HEADER
+from application.messaging import DeliveryHandler
 from application.model import Dispatch
-from application.ports import DeliveryHandler
 
 _encode = msgspec.json.Encoder().encode
 log = structlog.get_logger(__name__)

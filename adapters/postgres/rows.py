@@ -10,7 +10,8 @@ import msgspec
 from psycopg import sql
 
 from application.stats import Counts
-from domain.task import Task, TaskStatus, Transition
+from domain.status import TaskStatus
+from domain.task import Task, Transition
 
 #: Every column a Task is read from and written to, with its type in `json_to_recordset`.
 #: Adding a field to Task means one line here (and the migration that adds the column).

@@ -45,8 +45,8 @@ from adapters.timeouts import (
     AMQP_RPC_SECONDS,
 )
 from application.backoff import Backoff
+from application.messaging import DeliveryHandler
 from application.model import Dispatch
-from application.ports import DeliveryHandler
 from application.telemetry import NO_TRACING, Tracer
 from domain.errors import ServiceUnavailable
 

@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from application.gauges import Gauges
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 
 #: What a scrape answers with (Litestar adds the charset itself).
 MEDIA_TYPE = "text/plain; version=0.0.4"

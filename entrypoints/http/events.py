@@ -21,7 +21,7 @@ from application.model import Event, EventId
 from application.queries import GetTask
 from application.watch import WatchTasks
 from domain.errors import InvalidInput, ServiceUnavailable
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from entrypoints.http.access import needs
 from entrypoints.http.docs import DocumentedOperation, TaskId, inline_schema, responses
 from entrypoints.keys import Scope

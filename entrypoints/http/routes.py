@@ -15,7 +15,7 @@ from application.health import CheckReadiness
 from application.model import Cursor, ListQuery
 from application.queries import GetHistory, GetTask, ListTasks
 from domain.errors import ServiceUnavailable
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 from entrypoints.http.access import needs
 from entrypoints.http.docs import SERVER_ERROR, DocumentedOperation, TaskId, problem, responses
 from entrypoints.keys import Scope

@@ -10,7 +10,7 @@ from litestar import get
 from litestar.di import NamedDependency
 
 from application.stats import GetCounts, Throughput
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from entrypoints.http.access import needs
 from entrypoints.http.docs import DocumentedOperation, responses
 from entrypoints.keys import Scope

@@ -12,7 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from adapters.rabbitmq.broker import RabbitMQ
-from application.ports import DeliveryHandler
+from application.messaging import DeliveryHandler
 from domain.errors import ServiceUnavailable
 from tests.support.services import Services
 

@@ -14,7 +14,8 @@ from psycopg import sql
 
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.model import NewTaskRequest
-from domain.task import Task, TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
+from domain.task import Task
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 

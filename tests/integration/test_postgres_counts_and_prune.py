@@ -16,7 +16,7 @@ from application.process import ProcessTask
 from application.retention import PruneTasks
 from application.stops import StopRequests
 from application.transactions import Transactions
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from tests.unit.fakes import FixedProcessor
 
 from .builders import count_rows

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from application.model import Renewed
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 
 from .builders import NOW, claimed, fetch, new_task, replace, store, store_as
 from .conftest import UowFactory

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from application.model import Cursor, ListQuery
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 
 from .builders import NOW, claimed, new_task, store, store_as, tasks_one_second_apart
 from .conftest import UowFactory

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from application.model import Stored
-from domain.task import TaskSource, TaskStatus, Transition
+from domain.status import TaskSource, TaskStatus
+from domain.task import Transition
 
 from .builders import (
     NOW,

@@ -13,8 +13,8 @@ from aio_pika.abc import AbstractChannel
 
 from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 from adapters.rabbitmq.broker import RabbitMQ
+from application.messaging import Delivery
 from application.model import Dispatch
-from application.ports import Delivery
 from domain.errors import ServiceUnavailable
 from tests.support.services import Services
 

@@ -17,8 +17,8 @@ from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
 from application.deadletters import DeadLetter, ListDeadLetters, ReplayDeadLetters, Verdict
+from application.messaging import Delivery
 from application.model import Dispatch, NewTaskRequest
-from application.ports import Delivery
 from application.transactions import Transactions
 from entrypoints.intake import intake_handler
 

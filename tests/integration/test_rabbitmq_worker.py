@@ -24,7 +24,8 @@ from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
 from application.stops import StopRequests
 from application.transactions import Transactions
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 from entrypoints.inflight import Inflight
 from entrypoints.worker import dispatch_handler
 from tests.support.services import Services

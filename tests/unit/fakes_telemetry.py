@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from application.telemetry import Attribute, SpanKind
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 
 
 class RecordedMetrics:

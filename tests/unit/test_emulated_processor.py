@@ -7,7 +7,8 @@ import time
 import uuid
 
 from adapters.system import EmulatedProcessor, Uuid7Source
-from domain.task import Task, TaskSource
+from domain.status import TaskSource
+from domain.task import Task
 from tests.unit.fakes import T0
 
 TASK = Task.create(id=uuid.UUID(int=1), title="t", description=None, payload={},

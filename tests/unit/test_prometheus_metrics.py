@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.telemetry.prometheus import PrometheusMetrics, scrape
 from application.gauges import Gauges
 from application.stats import Counts
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 
 S = TaskStatus
 

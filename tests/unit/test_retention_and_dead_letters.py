@@ -12,7 +12,7 @@ from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ, REASON_H
 from application.deadletters import ListDeadLetters, ReplayDeadLetters, Verdict
 from application.model import Dispatch
 from application.retention import PruneTasks
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from tests.unit.fakes import FixedProcessor
 from tests.unit.world import World
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.errors import InvalidTransition
-from domain.task import CancelRequest, Task, TaskSource, TaskStatus, Transition
+from domain.status import TaskSource, TaskStatus
+from domain.task import CancelRequest, Task, Transition
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=5)

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from domain.errors import InvalidTransition
-from domain.task import ALLOWED, Task, TaskSource, TaskStatus, Transition
+from domain.status import ALLOWED, TaskSource, TaskStatus
+from domain.task import Task, Transition
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=7)

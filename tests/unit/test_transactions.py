@@ -13,7 +13,8 @@ from application.model import NewTaskRequest
 from application.ports import UnitOfWork
 from application.transactions import Transactions
 from domain.errors import InvalidInput, ServiceUnavailable
-from domain.task import Task, TaskSource, Transition
+from domain.status import TaskSource
+from domain.task import Task, Transition
 from tests.unit.fakes import T0, ExplodingUnitOfWork, FlakyUnitOfWorkFactory
 
 

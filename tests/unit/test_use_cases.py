@@ -12,7 +12,7 @@ from application.create import CreateTask
 from application.model import Cursor, Dispatch, ListQuery, NewTaskRequest
 from application.transactions import Transactions
 from domain.errors import IdempotencyConflict, InvalidInput, ServiceUnavailable, TaskNotFound
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 from tests.unit.fakes import T0, ExplodingUnitOfWork, FixedProcessor
 from tests.unit.world import World
 

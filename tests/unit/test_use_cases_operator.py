@@ -10,7 +10,8 @@ from application.model import Dispatch
 from application.operator import Cancelled
 from application.process import Outcome
 from domain.errors import InvalidTransition, TaskNotFound
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.world import LEASE, World
 

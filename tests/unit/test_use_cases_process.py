@@ -9,7 +9,7 @@ import pytest
 
 from application.process import Outcome, ProcessTask
 from application.transactions import Transactions
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from tests.unit.fakes import (
     T0,
     BlockingProcessor,

@@ -13,7 +13,8 @@ from application.ports import Processor
 from application.process import Outcome, ProcessTask
 from application.transactions import Transactions
 from domain.errors import InvalidInput
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 from tests.unit.fakes import ExplodingUnitOfWork, FixedProcessor
 from tests.unit.world import LEASE, World
 

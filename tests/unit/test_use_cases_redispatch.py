@@ -7,7 +7,8 @@ import pytest
 from adapters.queues import DISPATCH
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 from tests.unit.fakes import FixedProcessor
 from tests.unit.world import QUIET, World
 

@@ -13,7 +13,7 @@ from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.telemetry import NO_TRACING
 from application.transactions import Transactions
-from domain.task import TaskSource, TaskStatus
+from domain.status import TaskSource, TaskStatus
 from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.fakes_telemetry import RecordedMetrics, RecordedTracer
 from tests.unit.world import LEASE, World

@@ -10,7 +10,8 @@ from adapters.queues import DISPATCH
 from application.health import CheckReadiness
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
-from domain.task import Task, TaskStatus
+from domain.status import TaskStatus
+from domain.task import Task
 from tests.unit.fakes import BlockingProcessor, DownProbe, FailingPublisher, HangingProbe, OkProbe
 from tests.unit.world import LEASE, World
 

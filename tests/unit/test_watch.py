@@ -12,7 +12,7 @@ from adapters.memory.events import InMemoryEventLog
 from application.model import Event, EventId
 from application.watch import Subscription, WatchTasks
 from domain.errors import ServiceUnavailable
-from domain.task import TaskStatus
+from domain.status import TaskStatus
 from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.world import World
 

@@ -11,9 +11,10 @@ from adapters.memory import InMemoryBroker, InMemoryStore
 from adapters.memory.backlog import InMemoryDispatchQueue
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
+from application.messaging import DispatchPublisher, DispatchQueue
 from application.model import NewTaskRequest
 from application.operator import CancelTask, RetryTask
-from application.ports import DispatchPublisher, DispatchQueue, Processor
+from application.ports import Processor
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.redispatch import RedispatchLost

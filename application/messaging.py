@@ -1,0 +1,73 @@
+"""Ports to the message broker: publishing dispatches, looking at the dispatch queue, and
+consuming deliveries that are settled once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+from application.model import Dispatch
+from application.ports import HealthProbe
+
+
+class DispatchPublisher(Protocol):
+    async def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """Return only once the broker has confirmed every message; raise otherwise."""
+        ...
+
+
+class DispatchQueue(Protocol):
+    async def ready(self) -> int:
+        """Dispatches in the queue waiting for a worker to take them (not those a worker holds
+        already); ServiceUnavailable when the queue cannot be looked at, or is missing."""
+        ...
+
+
+class DispatchSignal(Protocol):
+    def notify(self) -> None:
+        """Something was committed to the outbox: wake the relay now."""
+        ...
+
+    async def wait(self, at_most: float) -> None:
+        """Until notified (then cleared) or `at_most` seconds passed, whichever comes first."""
+        ...
+
+
+class Delivery(Protocol):
+    """One message taken from a queue. It is settled once: acknowledged, put back, or moved to
+    the queue's dead-letter queue with the reason; until then the broker keeps it."""
+
+    body: bytes
+    message_id: str | None
+    reply_to: str | None
+    correlation_id: str | None
+    headers: Mapping[str, object]
+
+    async def ack(self) -> None: ...
+
+    async def requeue(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None:
+        """Into the dead-letter queue with `reason` in a header, confirmed; then acknowledged."""
+        ...
+
+    async def reply(self, body: bytes, content_type: str,
+                    headers: Mapping[str, str] | None = None) -> None:
+        """To `reply_to` with the same `correlation_id`; nothing without `reply_to`."""
+        ...
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class MessageBroker(DispatchPublisher, HealthProbe, Protocol):
+    """The broker of one process: it publishes dispatches and feeds consumers."""
+
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
+        """Hand `queue`'s messages to `handler` (each in its own asyncio task), at most
+        `prefetch` unsettled at a time, from now until `stop_consuming`; across reconnects."""
+        ...
+
+    async def stop_consuming(self) -> None:
+        """Take no new messages; those handed out may still be settled."""
+        ...
