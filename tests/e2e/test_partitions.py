@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import httpx
 import psycopg
@@ -24,6 +25,7 @@ from tests.support.partitions import (
     undispatched,
 )
 from tests.support.processes import Stack, eventually
+from tests.support.proxy import Proxy
 from tests.support.sse import open_stream
 
 pytestmark = pytest.mark.partition
@@ -94,6 +96,29 @@ async def ready_cut_worker(stack: Stack, cut: Proxies) -> Linked:
     return worker
 
 
+async def heal_and_finish_more(link: Proxy, worker: Linked, http: httpx.AsyncClient,
+                               db: psycopg.Connection, ids: list[str], at: Timeline) -> datetime:
+    """Heal the cut, wait for the worker's readiness, create more tasks (added to `ids`) and
+    wait until every task is final; the database's time of healing."""
+    link.heal()
+    at.mark("healed")
+    healed_at = db_now(db)
+    await turns(worker.ready, 200, 30, "the healed worker's readiness")
+    at.mark("ready again")
+    ids += await create(http, 30, "after")
+    await all_final(db, len(ids))
+    at.mark("all tasks final")
+    return healed_at
+
+
+async def assert_worker_carried_on(db: psycopg.Connection, worker: Linked, ids: list[str],
+                                   healed_at: datetime) -> None:
+    assert_nothing_lost_or_twice(db, ids, await all_final(db, len(ids)))
+    await eventually(lambda: finished_by(db, worker, healed_at) > 0, 10,
+                     "the healed worker to finish tasks again")
+    assert_carried_on(worker)
+
+
 async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing_twice(
     stack: Stack, cut: Proxies, db: psycopg.Connection
 ) -> None:
@@ -111,19 +136,9 @@ async def test_a_worker_cut_from_postgres_longer_than_its_lease_finishes_nothing
                          "its claims to expire and be taken back")
         await asyncio.sleep(max(0.0, 6 - (time.monotonic() - cut_at)))  # past its lease
         at.mark("its claims taken back")
-        worker.pg.heal()
-        at.mark("healed")
-        healed_at = db_now(db)
-        await turns(worker.ready, 200, 30, "the healed worker's readiness")
-        at.mark("ready again")
-        ids += await create(http, 30, "after")
-        counts = await all_final(db, len(ids))
-        at.mark("all tasks final")
+        healed_at = await heal_and_finish_more(worker.pg, worker, http, db, ids, at)
     assert took < READY_TURNS
-    assert_nothing_lost_or_twice(db, ids, counts)
-    await eventually(lambda: finished_by(db, worker, healed_at) > 0, 10,
-                     "the healed worker to finish tasks again")
-    assert_carried_on(worker)
+    await assert_worker_carried_on(db, worker, ids, healed_at)
 
 
 async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
@@ -138,19 +153,9 @@ async def test_a_worker_cut_from_rabbitmq_finishes_nothing_twice(
         at.mark("worker cut from RabbitMQ")
         took = await turns(worker.ready, 503, READY_TURNS, "the cut worker's readiness")
         at.mark("readiness 503")
-        worker.mq.heal()
-        at.mark("healed")
-        healed_at = db_now(db)
-        await turns(worker.ready, 200, 30, "the healed worker's readiness")
-        at.mark("ready again")
-        ids += await create(http, 30, "after")
-        counts = await all_final(db, len(ids))
-        at.mark("all tasks final")
+        healed_at = await heal_and_finish_more(worker.mq, worker, http, db, ids, at)
     assert took < READY_TURNS
-    assert_nothing_lost_or_twice(db, ids, counts)
-    await eventually(lambda: finished_by(db, worker, healed_at) > 0, 10,
-                     "the healed worker to finish tasks again")
-    assert_carried_on(worker)
+    await assert_worker_carried_on(db, worker, ids, healed_at)
 
 
 async def test_the_api_cut_from_rabbitmq_still_creates_and_dispatches_after_healing(
