@@ -10,18 +10,25 @@ from application.backoff import Backoff
 from domain.errors import ServiceUnavailable
 from entrypoints.loops import every
 
+REAL_SLEEP = asyncio.sleep
 
-async def test_an_outage_spaces_the_tries_out_and_a_success_brings_back_the_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pauses: list[float] = []
-    real_sleep = asyncio.sleep
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every pause the loop asks for, in order; each lets the event loop turn once."""
+    asked: list[float] = []
 
     async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        await real_sleep(0)
+        asked.append(seconds)
+        await REAL_SLEEP(0)
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
+    return asked
+
+
+async def test_an_outage_spaces_the_tries_out_and_a_success_brings_back_the_interval(
+    pauses: list[float],
+) -> None:
     calls = 0
 
     async def step() -> int:
@@ -33,7 +40,7 @@ async def test_an_outage_spaces_the_tries_out_and_a_success_brings_back_the_inte
 
     loop = asyncio.create_task(every("sweep", 0.5, step, backoff=Backoff(first=1.0, cap=10.0)))
     while calls < 7:
-        await real_sleep(0)
+        await REAL_SLEEP(0)
     loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop
@@ -45,24 +52,14 @@ async def test_an_outage_spaces_the_tries_out_and_a_success_brings_back_the_inte
     assert 0.5 < second_outage <= 1.0  # the backoff started again from its first delay
 
 
-async def test_without_a_backoff_an_outage_keeps_the_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pauses: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
+async def test_without_a_backoff_an_outage_keeps_the_interval(pauses: list[float]) -> None:
 
     async def step() -> int:
         raise ServiceUnavailable("database unreachable")
 
     loop = asyncio.create_task(every("renewal", 0.5, step))
     while len(pauses) < 4:
-        await real_sleep(0)
+        await REAL_SLEEP(0)
     loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop
