@@ -20,8 +20,7 @@ PG_POOL_WAIT_SECONDS = 4.0
 #: client's deadline, so that a slow server costs an error, not the connection)
 PG_STATEMENT_TIMEOUT_MS = 3_000
 #: server side: a session left idle inside a transaction (its client gone silent) is ended, so
-#: that the rows it locked are free again; longer than a publish confirm, which the outbox relay
-#: waits for inside its transaction
+#: that the rows it locked are free again
 PG_IDLE_IN_TRANSACTION_MS = 15_000
 #: TCP keepalives and the TCP user timeout on every connection (what the OS can still catch)
 PG_KEEPALIVES_IDLE_SECONDS = 10
@@ -43,6 +42,9 @@ AMQP_HEARTBEAT_SECONDS = 5
 AMQP_CONNECT_SECONDS = 5.0
 #: waiting for RabbitMQ to confirm one publish
 AMQP_CONFIRM_SECONDS = 10.0
+#: how long the outbox relay holds the entries it is publishing: longer than a confirm may take,
+#: so that no other relay sends them meanwhile; entries of a relay that died wait this long
+OUTBOX_HOLD_SECONDS = AMQP_CONFIRM_SECONDS + 2.0
 #: opening a channel or declaring a queue outside the hot paths (dead-letter tools, gauges)
 AMQP_RPC_SECONDS = 5.0
 #: pause between two attempts of the robust connection to reconnect

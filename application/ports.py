@@ -4,7 +4,7 @@ broker's are in application/messaging.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -108,9 +108,16 @@ class Outbox(Protocol):
 
     async def put(self, dispatches: Sequence[Dispatch]) -> None: ...
 
-    async def take(self, limit: int) -> list[Dispatch]:
-        """Pending dispatches, locked; they are gone once the unit of work commits."""
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        """Pending dispatches by entry, held for `hold` seconds once the unit of work commits:
+        no other `take` gets them meanwhile. Held, not gone: `remove` deletes them, `release`
+        hands them back at once; a holder that does neither (it died) loses them when the
+        time is up."""
         ...
+
+    async def remove(self, entries: Collection[int]) -> None: ...
+
+    async def release(self, entries: Collection[int]) -> None: ...
 
 
 class UnitOfWork(Protocol):

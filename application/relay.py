@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import structlog
 
 from application.messaging import DispatchPublisher
@@ -11,28 +13,52 @@ log = structlog.get_logger(__name__)
 
 
 class RelayDispatches:
-    """An entry leaves the outbox only in the transaction that saw the broker confirm it.
+    """Take a batch of entries (held for `hold` seconds, in a transaction of its own), publish
+    it, and remove the entries once the broker has confirmed them.
 
-    A crash between confirm and commit sends it again: workers ignore the duplicate.
-    Concurrent relays lock disjoint entries, so they do not double-publish normally.
+    No transaction stays open while the broker confirms: an open writing transaction would
+    hold back every event stream (an event is readable only once no older one can still
+    commit: see the EventLog port). A crash after the confirm and before
+    the removal sends the batch again once the hold is over: workers ignore the duplicate.
+    Concurrent relays take disjoint entries, so they do not double-publish normally.
     """
 
-    def __init__(
-        self, uow: UnitOfWorkFactory, publisher: DispatchPublisher, batch: int = 500
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, publisher: DispatchPublisher,
+                 batch: int = 500, hold: float = 5.0) -> None:
         self._uow = uow
         self._publisher = publisher
         self._batch = batch
+        self._hold = hold
 
     async def __call__(self) -> int:
         async with self._uow() as uow:
-            pending = await uow.outbox.take(self._batch)
-            if not pending:
-                return 0
-            await self._publisher.publish(pending)
+            held = await uow.outbox.take(self._batch, self._hold)
             await uow.commit()
-        for dispatch in pending:
+        if not held:
+            return 0
+        try:
+            await self._publisher.publish(list(held.values()))
+        except Exception:
+            await self._settle(held.keys(), confirmed=False)
+            raise
+        await self._settle(held.keys(), confirmed=True)
+        for dispatch in held.values():
             # `trace` (opaque, None when tracing is off) lets the log name the task's trace
             log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt,
                      trace=dispatch.trace)
-        return len(pending)
+        return len(held)
+
+    async def _settle(self, held: Collection[int], confirmed: bool) -> None:
+        """Confirmed entries leave the outbox; the others are handed back for the next try.
+        If the database cannot be told either, the hold runs out on its own."""
+        try:
+            async with self._uow() as uow:
+                if confirmed:
+                    await uow.outbox.remove(held)
+                else:
+                    await uow.outbox.release(held)
+                await uow.commit()
+        except Exception:
+            if confirmed:
+                raise
+            log.warning("relay_release_failed", entries=len(held), exc_info=True)

@@ -27,6 +27,7 @@ from adapters.rabbitmq.broker import RabbitMQ
 from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
 from adapters.telemetry.prometheus import PrometheusMetrics
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.create import CreateTask
 from application.deadletters import ListDeadLetters, ReplayDeadLetters
 from application.gauges import ReadGauges
@@ -133,7 +134,8 @@ class Container(containers.DeclarativeContainer):
     read_gauges = providers.Singleton(ReadGauges, get_counts, dead_letter_queues)
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
-    relay = providers.Singleton(RelayDispatches, uow.provider, broker)
+    relay = providers.Singleton(RelayDispatches, uow.provider, broker,
+                                hold=OUTBOX_HOLD_SECONDS)
     process_task = providers.Singleton(
         ProcessTask, worker_transactions, processor, clock, worker_id, lease, stops,
         metrics=metrics, tracer=tracer,

@@ -125,14 +125,20 @@ INSERT INTO dispatch_outbox (task_id, attempt, trace_context)
 SELECT * FROM json_to_recordset(%(rows)s::json) AS r (task_id uuid, attempt int, trace text);
 
 -- name: outbox_take
--- Locked, not deleted yet: the delete (and the pending count its trigger keeps, a row that
--- creates update too) waits for outbox_remove, just before the commit, so that a relay
--- waiting on RabbitMQ's confirms holds no lock that a create needs.
-SELECT id, task_id, attempt, trace_context FROM dispatch_outbox
-ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
+-- Held, not locked: the statement commits on its own, and no other relay takes these entries
+-- until `held_until` has passed (see migration 0008). outbox_remove deletes them once RabbitMQ
+-- has confirmed; outbox_release hands them back at once when it did not.
+UPDATE dispatch_outbox o SET held_until = now() + make_interval(secs => %(hold)s)
+FROM (SELECT id FROM dispatch_outbox WHERE held_until IS NULL OR held_until < now()
+      ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS free
+WHERE o.id = free.id
+RETURNING o.id, o.task_id, o.attempt, o.trace_context;
 
 -- name: outbox_remove
 DELETE FROM dispatch_outbox WHERE id = ANY(%(ids)s);
+
+-- name: outbox_release
+UPDATE dispatch_outbox SET held_until = NULL WHERE id = ANY(%(ids)s);
 
 -- name: ping
 SELECT 1;

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -25,7 +26,10 @@ class InMemoryStore:
         self.history: list[Transition] = []
         #: the history as the event log reads it: (position, change), in commit order
         self.feed: list[tuple[int, Transition]] = []
+        #: the outbox: entries waiting to be taken, and entries held by a relay (until when)
         self.outbox: list[Dispatch] = []
+        self.held: dict[int, tuple[Dispatch, float]] = {}
+        self.entries = 0  # the last entry number given out
         #: the sweep's redispatches of a task since its last change of status: (count, last)
         self.redispatched: dict[uuid.UUID, tuple[int, datetime]] = {}
         self.lock = asyncio.Lock()
@@ -51,11 +55,36 @@ class InMemoryOutbox:
         self._s.outbox.extend(dispatches)
         self._undo.append(lambda: self._s.outbox.__delitem__(slice(size, None)))
 
-    async def take(self, limit: int) -> list[Dispatch]:
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        now = time.monotonic()
+        await self.release([entry for entry, (_, until) in self._s.held.items() if until <= now])
         taken = self._s.outbox[:limit]
         del self._s.outbox[:limit]
-        self._undo.append(lambda: self._s.outbox.__setitem__(slice(0, 0), taken))
-        return taken
+        entries = range(self._s.entries + 1, self._s.entries + 1 + len(taken))
+        self._s.entries += len(taken)
+        self._s.held.update((e, (d, now + hold)) for e, d in zip(entries, taken, strict=True))
+
+        def undo() -> None:
+            for entry in entries:
+                del self._s.held[entry]
+            self._s.outbox[0:0] = taken
+
+        self._undo.append(undo)
+        return dict(zip(entries, taken, strict=True))
+
+    async def remove(self, entries: Collection[int]) -> None:
+        gone = {e: self._s.held.pop(e) for e in entries if e in self._s.held}
+        self._undo.append(lambda: self._s.held.update(gone))
+
+    async def release(self, entries: Collection[int]) -> None:
+        back = {e: self._s.held.pop(e) for e in sorted(entries) if e in self._s.held}
+        self._s.outbox[0:0] = [d for d, _ in back.values()]
+
+        def undo() -> None:
+            del self._s.outbox[:len(back)]
+            self._s.held.update(back)
+
+        self._undo.append(undo)
 
 
 class InMemoryUnitOfWork:

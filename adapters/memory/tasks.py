@@ -110,7 +110,8 @@ class InMemoryTasks:
             (t.id, t.attempts) for t in held if t.cancel_request is not None))
 
     async def undispatched(self, quiet_since: datetime, limit: int) -> list[Waiting]:
-        pending = {d.task_id for d in self._s.outbox}
+        held = [d for d, _ in self._s.held.values()]
+        pending = {d.task_id for d in [*self._s.outbox, *held]}
         found = [
             Waiting(t, self._s.redispatched.get(t.id, (0, t.updated_at))[0])
             for t in self._s.tasks.values()
@@ -176,7 +177,7 @@ class InMemoryTasks:
             created=sum(h.from_status is None for h in self._s.history),
             finished={s: sum(h.to_status is s and h.from_status is not s
                              for h in self._s.history) for s in TaskStatus if s.is_final},
-            outbox_pending=len(self._s.outbox),
+            outbox_pending=len(self._s.outbox) + len(self._s.held),
         )
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:

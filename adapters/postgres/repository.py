@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,25 +192,24 @@ class PostgresTasks:
 
 
 class PostgresOutbox:
-    """`take` locks the entries; they are deleted by `before_commit`, which the unit of work
-    calls just before it commits (see outbox_take in sql/queries.sql for why so late)."""
+    """Entries held by a time while the relay sends them (see outbox_take in sql/queries.sql)."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self._conn = conn
-        self._taken: list[int] = []
 
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
         await self._conn.execute(_q("outbox_put"), {"rows": as_json(dispatches)})
 
-    async def take(self, limit: int) -> list[Dispatch]:
-        cur = await self._conn.execute(_q("outbox_take"), {"limit": limit})
-        rows = await cur.fetchall()
-        self._taken += [row["id"] for row in rows]
-        return [Dispatch(row["task_id"], row["attempt"], row["trace_context"]) for row in rows]
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        cur = await self._conn.execute(_q("outbox_take"), {"limit": limit, "hold": hold})
+        rows = sorted(await cur.fetchall(), key=lambda row: row["id"])
+        return {row["id"]: Dispatch(row["task_id"], row["attempt"], row["trace_context"])
+                for row in rows}
 
-    async def before_commit(self) -> None:
-        if self._taken:
-            taken, self._taken = self._taken, []
-            await self._conn.execute(_q("outbox_remove"), {"ids": taken})
+    async def remove(self, entries: Collection[int]) -> None:
+        await self._conn.execute(_q("outbox_remove"), {"ids": list(entries)})
+
+    async def release(self, entries: Collection[int]) -> None:
+        await self._conn.execute(_q("outbox_release"), {"ids": list(entries)})

@@ -101,7 +101,6 @@ class PostgresUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
-        await self.outbox.before_commit()
         await self._conn.commit()
         self._committed = True
 

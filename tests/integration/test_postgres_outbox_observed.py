@@ -22,12 +22,12 @@ async def test_a_dispatch_keeps_its_trace_context_through_the_outbox(uow: UowFac
         await u.outbox.put([traced, untraced])
         await u.commit()
     async with uow() as u:
-        taken = await u.outbox.take(10)
+        taken = await u.outbox.take(10, hold=30.0)
         await u.commit()
-    assert sorted(taken, key=lambda d: d.trace or "") == [untraced, traced]
+    assert sorted(taken.values(), key=lambda d: d.trace or "") == [untraced, traced]
 
 
-async def test_pending_counts_committed_puts_less_committed_takes(uow: UowFactory) -> None:
+async def test_pending_counts_committed_puts_less_removed_entries(uow: UowFactory) -> None:
     assert await pending(uow) == 0
     async with uow() as u:
         await u.outbox.put([Dispatch(uuid.uuid4(), 1) for _ in range(5)])
@@ -36,9 +36,13 @@ async def test_pending_counts_committed_puts_less_committed_takes(uow: UowFactor
         await u.outbox.put([Dispatch(uuid.uuid4(), 1)])  # rolled back: never counted
     assert await pending(uow) == 5
     async with uow() as u:
-        await u.outbox.take(2)  # rolled back: the broker did not confirm
-    assert await pending(uow) == 5
+        held = await u.outbox.take(2, hold=30.0)
+        await u.commit()
+    assert await pending(uow) == 5  # held while the broker confirms: still pending
     async with uow() as u:
-        await u.outbox.take(3)
+        await u.outbox.release(held)  # the broker did not confirm
+        await u.commit()
+    async with uow() as u:
+        await u.outbox.remove((await u.outbox.take(3, hold=30.0)).keys())
         await u.commit()
     assert await pending(uow) == 2

@@ -141,9 +141,24 @@ async def test_the_relay_keeps_entries_the_broker_did_not_confirm(world: World) 
     with pytest.raises(ServiceUnavailable):
         await world.relay(broker)()
     assert broker.attempts == 1
-    assert world.store.outbox == pending
+    assert world.store.outbox == pending  # handed back at once, not held
     assert await world.relay()() == 2
     assert world.queue.published == pending
+
+
+async def test_entries_of_a_relay_that_died_mid_publish_are_sent_once_its_hold_is_over(
+    world: World,
+) -> None:
+    await world.new_task("a")
+    async with world.store.unit_of_work() as uow:
+        held = await uow.outbox.take(10, hold=0.05)  # and then the process is gone
+        await uow.commit()
+    assert len(held) == 1
+    assert await world.relay()() == 0  # still held by the dead relay
+    await asyncio.sleep(0.06)
+    assert await world.relay()() == 1
+    assert world.queue.published == list(held.values())
+    assert world.store.outbox == [] and world.store.held == {}
 
 
 async def test_readiness_reports_ok_for_every_answering_probe(world: World) -> None:
