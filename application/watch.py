@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 
 import structlog
@@ -33,28 +32,32 @@ class Subscription:
         self.statuses = statuses
         self.cursor: EventId = after if after is not None else (ORIGIN if task_id else LAST)
         self.start: EventId = ORIGIN  # the feed's position when this joined it
-        self.live: deque[Event] = deque()
+        self.live: list[list[Event]] = []  # batches offered by the feed, not yet taken
+        self._held = 0  # events in them
         self.overflowed = False
         self.finished = False
         self._caught_up = False  # everything up to `start` was delivered from the history
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, events: list[Event]) -> None:
         """Called by the feed: keep what this stream wants, or give up on the live feed
         (and catch up from the history later) when it is too far behind."""
-        mine = [e for e in events if self.task_id is None or e.task.id == self.task_id]
+        # the whole feed's streams keep the feed's own list: no copy per stream
+        mine = events if self.task_id is None else [e for e in events
+                                                    if e.task.id == self.task_id]
         if not mine or self.overflowed:
             return
-        if len(self.live) + len(mine) > self._watch.capacity:
+        if self._held + len(mine) > self._watch.capacity:
             self.overflowed = True
-            self.live.clear()
+            self.drop_live()
         else:
-            self.live.extend(mine)
-        self._wake.set()
+            self.live.append(mine)
+            self._held += len(mine)
+        self.wake()
 
-    async def next(self, at_most: float, stop: asyncio.Event) -> list[Event] | None:
+    async def next(self, at_most: float) -> list[Event] | None:
         """The next events for this stream; [] after `at_most` seconds without any, or once
-        `stop` is set; None when a task's stream is over (its final change was sent)."""
+        the process stops; None when a task's stream is over (its final change was sent)."""
         if self.finished:
             return None
         if self.overflowed:
@@ -63,20 +66,33 @@ class Subscription:
             self._caught_up = False
         if not self._caught_up:
             return await self._catch_up()
-        if not self.live:
-            self._wake.clear()
-            waits = [asyncio.ensure_future(self._wake.wait()),
-                     asyncio.ensure_future(stop.wait())]
+        if not self.live and not self._watch.stopping.is_set():
+            # a bare future and a timer: this runs for every stream on every change, and a
+            # task per wait (asyncio.wait, wait_for) cost a thousand streams a fifth of a core
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(at_most, self.wake)
             try:
-                await asyncio.wait(waits, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
+                await waiter
             finally:
-                for waiting in waits:
-                    waiting.cancel()
+                timer.cancel()
+                self._waiter = None
             if self.overflowed:
                 return []  # the next call catches up from the history
-        events = [e for e in self.live if e.id > self.cursor]
-        self.live.clear()
+        if len(self.live) == 1 and self.live[0][0].id > self.cursor:
+            events = self.live[0]  # the usual case: one read of the feed, all of it new
+        else:
+            events = [e for batch in self.live for e in batch if e.id > self.cursor]
+        self.drop_live()
         return self._deliver(events, final_ends=True)
+
+    def drop_live(self) -> None:
+        self.live.clear()
+        self._held = 0
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def _catch_up(self) -> list[Event]:
         """One page of what happened between the cursor and the moment this joined the feed."""
@@ -99,18 +115,24 @@ class Subscription:
             self.cursor = events[-1].id
             if final_ends and self.task_id is not None and events[-1].transition.to_status.is_final:
                 self.finished = True
-        return [e for e in events
-                if not self.statuses or e.transition.to_status in self.statuses]
+        if not self.statuses:
+            return events
+        return [e for e in events if e.transition.to_status in self.statuses]
 
 
 class WatchTasks:
-    """The feed of one process. Its loop (`run`) reads the history once per change, and only
-    while somebody watches, and offers each event to every subscription. A subscription that
-    falls `capacity` events behind is dropped from the live feed and reads what it missed from
-    the history itself: a slow client neither holds up the others nor grows memory."""
+    """The feed of one process. Its loop (`run`) reads the history once per change (at most
+    once per `interval`: changes in between are read together), and only while somebody
+    watches, and offers each event to every subscription. A subscription that falls
+    `capacity` events behind is dropped from the live feed and reads what it missed from the
+    history itself: a slow client neither holds up the others nor grows memory."""
 
-    def __init__(self, log: EventLog, capacity: int = 2000, page: int = 500) -> None:
+    def __init__(self, log: EventLog, capacity: int = 2000, page: int = 500,
+                 stopping: asyncio.Event | None = None, interval: float = 0.025) -> None:
         self.log = log
+        self.interval = interval  # s: the feed reads at most this often
+        #: set when the process stops: every stream's `next` returns at once from then on
+        self.stopping = stopping or asyncio.Event()
         self.capacity = capacity
         self.page = page
         self._subscriptions: set[Subscription] = set()
@@ -120,12 +142,26 @@ class WatchTasks:
     async def run(self) -> None:
         """An outage pauses the feed, never ends it: the events stay in the history, and the
         next wake-up (a change, or the listener reconnecting) reads on from the same place."""
-        async for _ in self.log.changes():
-            if self._subscriptions:
-                try:
-                    await self._pump()
-                except ServiceUnavailable as exc:
-                    say_waiting("event_feed", str(exc), 0.0)
+        stopped = asyncio.ensure_future(self._wake_all_when_stopping())
+        loop = asyncio.get_running_loop()
+        try:
+            async for _ in self.log.changes():
+                if self._subscriptions:
+                    began = loop.time()
+                    try:
+                        await self._pump()
+                    except ServiceUnavailable as exc:
+                        say_waiting("event_feed", str(exc), 0.0)
+                    # what changes meanwhile is read and sent together after the pause: each
+                    # stream costs one write per pause, not one per commit
+                    await asyncio.sleep(began + self.interval - loop.time())
+        finally:
+            stopped.cancel()
+
+    async def _wake_all_when_stopping(self) -> None:
+        await self.stopping.wait()
+        for subscription in list(self._subscriptions):
+            subscription.wake()
 
     async def _pump(self) -> None:
         async with self._lock:
@@ -160,7 +196,7 @@ class WatchTasks:
         async with self._lock:
             if self._position is None:
                 self._position = await self.log.latest()
-            subscription.live.clear()
+            subscription.drop_live()
             subscription.overflowed = False
             self._subscriptions.add(subscription)
             return self._position

@@ -107,7 +107,7 @@ class Container(containers.DeclarativeContainer):
     #: one LISTEN connection per process: the event feed (API) and cancels (worker)
     listener = providers.Singleton(PostgresListener, settings.provided.database_url)
     event_log = providers.Singleton(PostgresEventLog, pool, listener)
-    watch = providers.Singleton(WatchTasks, event_log)
+    watch = providers.Singleton(WatchTasks, event_log, stopping=stopping)
     stops = providers.Singleton(StopRequests)
 
     #: creates fail fast in an outage (the client gets a 503); the worker waits it out

@@ -82,7 +82,6 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "retry": _from(container.retry_task),
             "cancel": _from(container.cancel_task),
             "watch": _from(container.watch),
-            "stopping": _from(container.stopping),
             "counts": _from(container.get_counts),
             "throughput": _from(container.throughput),
             "prune_tasks": _from(container.prune_tasks),

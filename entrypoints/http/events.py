@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -86,11 +85,11 @@ def stream_responses(**extra: str) -> dict[int, ResponseSpec]:
      operation_class=DocumentedOperation, **needs(Scope.READ),
      responses=stream_responses(r404="No task has this id (or the id is not a UUID)."))
 async def task_events(task_id: TaskId, get_one: NamedDependency[GetTask],
-                      watch: NamedDependency[WatchTasks], stopping: NamedDependency[asyncio.Event],
+                      watch: NamedDependency[WatchTasks],
                       request: Request[Any, Any, Any], last_event_id: LastEventId = "") -> Stream:
     after = parse_event_id(request.headers)
     await get_one(task_id)  # an unknown task is a 404 problem before any stream starts
-    return Stream(_stream(watch, stopping, task_id=task_id, after=after),
+    return Stream(_stream(watch, task_id=task_id, after=after),
                   media_type="text/event-stream", headers=HEADERS)
 
 
@@ -100,7 +99,7 @@ async def task_events(task_id: TaskId, get_one: NamedDependency[GetTask],
      "itself.", operation_class=DocumentedOperation, **needs(Scope.READ),
      responses=stream_responses())
 async def all_events(
-    watch: NamedDependency[WatchTasks], stopping: NamedDependency[asyncio.Event],
+    watch: NamedDependency[WatchTasks],
     request: Request[Any, Any, Any],
     status: Annotated[list[TaskStatus] | None, QueryParameter(
         name="status", required=False,
@@ -108,11 +107,11 @@ async def all_events(
     last_event_id: LastEventId = "",
 ) -> Stream:
     after = parse_event_id(request.headers)
-    return Stream(_stream(watch, stopping, after=after, statuses=frozenset(status or ())),
+    return Stream(_stream(watch, after=after, statuses=frozenset(status or ())),
                   media_type="text/event-stream", headers=HEADERS)
 
 
-async def _stream(watch: WatchTasks, stopping: asyncio.Event, *,
+async def _stream(watch: WatchTasks, *,
                   task_id: uuid.UUID | None = None, after: EventId | None = None,
                   statuses: frozenset[TaskStatus] = frozenset()) -> AsyncIterator[bytes]:
     """One chunk per batch of events, so that a busy feed costs one write per client and
@@ -122,12 +121,12 @@ async def _stream(watch: WatchTasks, stopping: asyncio.Event, *,
     try:
         async with watch.subscribe(task_id=task_id, after=after, statuses=statuses) as feed:
             quiet_since = time.monotonic()
-            while not stopping.is_set():
-                batch = await feed.next(KEEPALIVE_SECONDS, stopping)
+            while not watch.stopping.is_set():
+                batch = await feed.next(KEEPALIVE_SECONDS)
                 if batch is None:
                     return
                 if batch:
-                    yield b"".join(_message(e) for e in batch)
+                    yield _message.batch(batch, (task_id, statuses))
                 elif time.monotonic() - quiet_since < KEEPALIVE_SECONDS:
                     continue  # only changes this stream filters out: nothing to say yet
                 else:
@@ -140,11 +139,26 @@ async def _stream(watch: WatchTasks, stopping: asyncio.Event, *,
 
 class _Frames:
     """Each event is encoded once for all the streams that send it, not once per stream:
-    the last few thousand frames are kept by event id (an id always names the same change)."""
+    the last few thousand frames are kept by event id (an id always names the same change).
+    So is each batch: the streams that follow the same events get the same batches."""
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, batches: int = 64) -> None:
         self._keep = keep
         self._frames: dict[EventId, bytes] = {}
+        self._batches: dict[tuple[object, ...], bytes] = {}
+        self._keep_batches = batches
+
+    def batch(self, events: list[Event], follows: tuple[object, ...]) -> bytes:
+        """The frames of `events`, a batch of a stream that `follows` (its task, its statuses):
+        for one such stream, the first and last event and the count name the batch."""
+        key = (*follows, events[0].id, events[-1].id, len(events))
+        chunk = self._batches.get(key)
+        if chunk is None:
+            chunk = b"".join(self(e) for e in events)
+            if len(self._batches) >= self._keep_batches:
+                del self._batches[next(iter(self._batches))]
+            self._batches[key] = chunk
+        return chunk
 
     def __call__(self, event: Event) -> bytes:
         frame = self._frames.get(event.id)

@@ -17,7 +17,6 @@ from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.world import World
 
 S = TaskStatus
-NEVER = asyncio.Event()
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ async def take(subscription: Subscription, count: int, wait: float = 1.0) -> lis
     got: list[Event] = []
     async with asyncio.timeout(wait):
         while len(got) < count:
-            batch = await subscription.next(0.05, NEVER)
+            batch = await subscription.next(0.05)
             if batch is None:
                 break
             got += batch
@@ -59,7 +58,7 @@ async def test_a_task_stream_starts_at_creation_follows_live_and_ends_when_final
         last = await take(stream, 1)
         assert [(e.transition.to_status, e.task.status, e.task.finished_at is not None)
                 for e in last] == [(S.COMPLETED, S.COMPLETED, True)]
-        assert await stream.next(0.05, NEVER) is None  # over
+        assert await stream.next(0.05) is None  # over
 
 
 async def test_each_event_carries_the_task_as_it_was_right_after_that_change(
@@ -80,7 +79,7 @@ async def test_a_stream_of_a_task_already_final_sends_its_history_and_ends(
     await world.process(FixedProcessor(None))(task.id)
     async with watch.subscribe(task_id=task.id) as stream:
         assert len(await take(stream, 5)) == 3
-        assert await stream.next(0.05, NEVER) is None
+        assert await stream.next(0.05) is None
     async with watch.subscribe(task_id=task.id, after=(0, 10**9)) as resumed:
         assert await take(resumed, 1) == []  # resumed after its final change: over at once
 
@@ -130,12 +129,14 @@ async def test_a_slow_stream_falls_behind_then_catches_up_from_history_without_g
 async def test_an_idle_stream_gets_an_empty_batch_for_its_keep_alive_and_stops_on_request(
     watch: WatchTasks,
 ) -> None:
-    stop = asyncio.Event()
     async with watch.subscribe() as stream:
-        assert await stream.next(0.01, stop) == []
-        stop.set()
+        assert await stream.next(0.01) == []
+        waiting = asyncio.ensure_future(stream.next(30))
+        await asyncio.sleep(0.01)
+        watch.stopping.set()  # wakes the stream that waits
         async with asyncio.timeout(0.5):
-            assert await stream.next(30, stop) == []
+            assert await waiting == []
+            assert await stream.next(30) == []  # and any later wait returns at once
 
 
 async def test_nobody_watching_costs_no_reads(world: World) -> None:
@@ -160,7 +161,7 @@ async def test_a_stream_of_an_unknown_task_gets_nothing_until_it_ends_by_timeout
     watch: WatchTasks,
 ) -> None:
     async with watch.subscribe(task_id=uuid.UUID(int=404)) as stream:
-        assert await stream.next(0.01, NEVER) == []
+        assert await stream.next(0.01) == []
 
 
 class FailingOnce(InMemoryEventLog):
