@@ -67,8 +67,8 @@ class Subscription:
         if not self._caught_up:
             return await self._catch_up()
         if not self.live and not self._watch.stopping.is_set():
-            # a bare future and a timer: this runs for every stream on every change, and a
-            # task per wait (asyncio.wait, wait_for) cost a thousand streams a fifth of a core
+            # a bare future and a timer, not asyncio.wait or wait_for (a new task per call):
+            # this runs for every stream on every read of the feed
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
             timer = loop.call_later(at_most, self.wake)
