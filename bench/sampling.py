@@ -8,11 +8,12 @@ from contextlib import contextmanager
 
 import psycopg
 
-#: Transactions holding an xid, anywhere on the server: the event feed reads no history row
-#: newer than the oldest of them (see events_horizon in sql/queries.sql).
+#: Transactions holding an xid in the service's database: the event feed reads no history row
+#: newer than the oldest of them (see task_events_horizon, migration 0009).
 OLDEST_WRITER = """
 SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)
 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+  AND datname = current_database()
 """
 
 
@@ -35,7 +36,7 @@ def peak(read: Callable[[], float], every: float = 0.2) -> Iterator[list[float]]
 
 
 def oldest_writer(conn: psycopg.Connection[tuple[float]]) -> Callable[[], float]:
-    """Age in seconds of the oldest transaction with an xid on the server, read over `conn`
+    """Age in seconds of the oldest transaction with an xid in the database of `conn`, read over it
     (used by the sampler's thread only)."""
 
     def read() -> float:

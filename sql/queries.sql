@@ -96,8 +96,8 @@ FROM task_history WHERE task_id = %(task_id)s ORDER BY id;
 
 -- name: events_after
 -- The feed's read: history rows after position (tx, id), oldest first, each with its task.
--- Only rows whose transaction is below the horizon are returned (the `xmin` of a snapshot
--- taken just before, by events_horizon: older than every transaction still running then):
+-- Only rows whose transaction is below the horizon are returned (taken just before, by
+-- events_horizon: older than every transaction of this database still running then):
 -- no row can commit later with a smaller (tx, id), so a reader that moves its position
 -- forward never skips one.
 SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
@@ -113,12 +113,20 @@ LIMIT %(limit)s;
 -- name: events_latest
 -- The position of the newest row the feed may read (see events_after).
 SELECT tx::text::bigint AS tx, id AS seq FROM task_history
-WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+WHERE tx < task_events_horizon()
 ORDER BY tx DESC, id DESC LIMIT 1;
 
 -- name: events_horizon
--- Every transaction below this one has ended: the feed may read their rows.
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon;
+-- Every transaction below `horizon` has ended: the feed may read their rows. Cheap; held back
+-- by the oldest open writer of any database on the server (`oldest`).
+SELECT x AS oldest, x AS horizon
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS s;
+
+-- name: events_horizon_exact
+-- Every transaction below `horizon` that could write here has ended (migration 0009): not held
+-- back by other databases' transactions, at the price of reading pg_stat_activity.
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,
+       task_events_horizon()::text::bigint AS horizon;
 
 -- name: outbox_put
 INSERT INTO dispatch_outbox (task_id, attempt, trace_context)
@@ -148,7 +156,7 @@ SELECT 1;
 SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
        h.attempt, h.worker, h.reason, h.actor, h.error, h.started_at, {task_columns}
 FROM task_history h JOIN tasks t ON t.id = h.task_id
-WHERE h.task_id = %(task_id)s AND h.tx < pg_snapshot_xmin(pg_current_snapshot())
+WHERE h.task_id = %(task_id)s AND h.tx < task_events_horizon()
 ORDER BY h.tx DESC, h.id DESC
 LIMIT 1;
 

@@ -46,14 +46,22 @@ def to_event(row: Mapping[str, Any]) -> Event:
 class PostgresEventLog:
     """EventLog over `task_history`. Each committed transaction that recorded history sends
     its transaction id (a trigger, see the migrations); an event is readable once every older
-    transaction has ended, so while one is still open the read is retried every `retry`
-    seconds until the events it holds back are out."""
+    transaction that could write the history has ended, so while one is still open the read
+    is retried every `retry` seconds until the events it holds back are out.
+
+    The horizon is read the cheap way (the oldest open writer of any database) until the same
+    writer has been the oldest for `patience` seconds, then the exact way, which leaves out
+    other databases' transactions: a long one elsewhere on the server delays events by about
+    `patience`, not by its whole length."""
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any],
-                 listener: PostgresListener, retry: float = 0.01) -> None:
+                 listener: PostgresListener, retry: float = 0.01,
+                 patience: float = 0.1) -> None:
         self._pool = pool
         self._retry = retry
+        self._patience = patience
         self._heard = 0  # the newest transaction heard of whose events may not be readable
+        self._oldest: tuple[int, float] | None = None  # the oldest writer seen, since when
         self._wake = asyncio.Event()
         listener.on(EVENTS, self._hear)
 
@@ -80,8 +88,15 @@ class PostgresEventLog:
             # that was heard of is out" is decided on what this read saw. Taken after the
             # read, a horizon could pass a transaction that ended in between, and its events
             # would wait unread for some later change.
-            found = await (await conn.execute(_q("events_horizon"))).fetchone()
-            horizon = found["horizon"] if found is not None else 0
+            loop = asyncio.get_running_loop()
+            exact = (self._oldest is not None
+                     and loop.time() - self._oldest[1] >= self._patience)
+            found = await (await conn.execute(
+                _q("events_horizon_exact" if exact else "events_horizon"))).fetchone()
+            assert found is not None
+            horizon = found["horizon"]
+            if self._oldest is None or self._oldest[0] != found["oldest"]:
+                self._oldest = (found["oldest"], loop.time())
             rows = await (await conn.execute(_q("events_after", task_id is not None),
                                              {**params, "horizon": horizon})).fetchall()
         if self._heard:
@@ -91,7 +106,7 @@ class PostgresEventLog:
                 self._heard = 0
                 self._wake.set()
             else:  # an older transaction is still open: look again in a moment
-                asyncio.get_running_loop().call_later(self._retry, self._wake.set)
+                loop.call_later(self._retry, self._wake.set)
         return [to_event(row) for row in rows]
 
     async def read_last(self, task_id: uuid.UUID) -> Event | None:

@@ -46,7 +46,7 @@ class Watched:
     changes: int  # history rows written while they were open
     rss: tuple[int, int]  # KiB: with the streams open, peak
     busy: LoadResult  # POST /tasks at full speed with them open
-    oldest: float  # s: the oldest writing transaction on the server meanwhile (holds events)
+    oldest: float  # s: the oldest writing transaction in the database meanwhile (holds events)
 
 
 def watch(ctx: Context, stack: Stack, api: Proc, count: int) -> Watched:
@@ -108,7 +108,7 @@ def _rows(ctx: Context, w: Watched, quiet: LoadResult) -> list[Row]:
             f"{p50_p99(delays)}, max {ms(max(delays, default=float('nan')))} "
             f"(workers' changes only: {p50_p99(changed)}); {each:,.0f} events per timed "
             f"stream ({probes}) for {w.changes:,} changes written in the round; oldest "
-            f"writing transaction on the server meanwhile {w.oldest:.1f} s"),
+            f"writing transaction in the database meanwhile {w.oldest:.1f} s"),
         Row("Stream: API RSS", setting, f"{mib(w.rss[0])} open, peak {mib(w.rss[1])}"),
         Row("Stream: load generators", setting,
             f"SSE client {100 * w.got.cpu / w.got.seconds:.0f}% of a core, "

@@ -76,7 +76,7 @@ async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_
     await asyncio.wait_for(anext(changes), 1)
     assert await feed.read(ORIGIN, LAST, 10) == []  # the older transaction was still open
 
-    # It looks again (every few ms while a transaction anywhere on the server is older than
+    # It looks again (every few ms while a transaction of this database is older than
     # the event) until the event is out; it must never stop looking before that.
     events: list[Event] = []
     for _ in range(500):
@@ -89,3 +89,31 @@ async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_
         if events:
             break
     assert [e.task.id for e in events] == [task.id]
+
+
+async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_back(
+    pool: Any, empty_database_url: str, uow: UowFactory
+) -> None:
+    """Its transactions cannot write this database's history: the feed need not wait for them
+    (the one above, of this database, it must wait for)."""
+    elsewhere = await psycopg.AsyncConnection.connect(empty_database_url)
+    try:
+        await elsewhere.execute("SELECT pg_current_xact_id()")  # open, older than the event
+        task = new_task("not held back")
+        async with uow() as u:
+            await u.tasks.add(task, request_for(task))
+            await u.tasks.record([Transition.between(None, task)])
+            await u.commit()
+        feed = PostgresEventLog(pool, Notifications(), patience=0.05)  # type: ignore[arg-type]
+
+        # first the cheap horizon, which any database's oldest writer holds back; once the
+        # same writer has stayed the oldest for `patience`, the exact one, which leaves it out
+        assert await feed.read(ORIGIN, LAST, 10) == []
+        await asyncio.sleep(0.06)
+        events = await feed.read(ORIGIN, LAST, 10)
+        assert [e.task.id for e in events] == [task.id]
+        assert await feed.latest() == events[-1].id
+        assert await feed.read_last(task.id) == events[-1]
+    finally:
+        await elsewhere.rollback()
+        await elsewhere.close()
