@@ -18,9 +18,9 @@ class RelayDispatches:
 
     No transaction stays open while the broker confirms: an open writing transaction would
     hold back every event stream (an event is readable only once no older one can still
-    commit: see the EventLog port). A crash after the confirm and before
-    the removal sends the batch again once the hold is over: workers ignore the duplicate.
-    Concurrent relays take disjoint entries, so they do not double-publish normally.
+    commit: see the EventLog port). A crash after the confirm and before the removal sends
+    the batch again once the hold is over: workers ignore the duplicate. Concurrent relays
+    take disjoint entries, so they do not double-publish normally.
     """
 
     def __init__(self, uow: UnitOfWorkFactory, publisher: DispatchPublisher,
