@@ -113,7 +113,7 @@ LIMIT %(limit)s;
 -- name: events_latest
 -- The position of the newest row the feed may read (see events_after).
 SELECT tx::text::bigint AS tx, id AS seq FROM task_history
-WHERE tx < task_events_horizon()
+WHERE tx < %(horizon)s::text::xid8
 ORDER BY tx DESC, id DESC LIMIT 1;
 
 -- name: events_horizon
@@ -156,7 +156,7 @@ SELECT 1;
 SELECT h.tx::text::bigint AS tx, h.id AS seq, h.task_id, h.from_status, h.to_status, h.at,
        h.attempt, h.worker, h.reason, h.actor, h.error, h.started_at, {task_columns}
 FROM task_history h JOIN tasks t ON t.id = h.task_id
-WHERE h.task_id = %(task_id)s AND h.tx < task_events_horizon()
+WHERE h.task_id = %(task_id)s AND h.tx < %(horizon)s::text::xid8
 ORDER BY h.tx DESC, h.id DESC
 LIMIT 1;
 

@@ -62,6 +62,7 @@ class PostgresEventLog:
         self._patience = patience
         self._heard = 0  # the newest transaction heard of whose events may not be readable
         self._oldest: tuple[int, float] | None = None  # the oldest writer seen, since when
+        self._highest = 0  # the highest horizon handed out
         self._wake = asyncio.Event()
         listener.on(EVENTS, self._hear)
 
@@ -75,8 +76,27 @@ class PostgresEventLog:
 
     async def latest(self) -> EventId:
         async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
-            row = await (await conn.execute(_q("events_latest"))).fetchone()
+            horizon = await self._horizon(conn)
+            row = await (await conn.execute(_q("events_latest"), {"horizon": horizon})).fetchone()
         return (row["tx"], row["seq"]) if row else ORIGIN
+
+    async def _horizon(self, conn: Any) -> int:
+        """Every transaction below it that could write the history has ended; the first
+        statement of the read, so that the read sees all of their rows.
+
+        Never lower than one handed out before: the cheap and the exact way can disagree, and
+        a stream that joined the feed at an exact position must not catch up below a cheap one
+        (it would skip what lies between). A horizon once sound stays sound: no transaction
+        that starts later gets an id below it."""
+        loop = asyncio.get_running_loop()
+        exact = self._oldest is not None and loop.time() - self._oldest[1] >= self._patience
+        found = await (await conn.execute(
+            _q("events_horizon_exact" if exact else "events_horizon"))).fetchone()
+        assert found is not None
+        if self._oldest is None or self._oldest[0] != found["oldest"]:
+            self._oldest = (found["oldest"], loop.time())
+        self._highest = max(self._highest, found["horizon"])
+        return self._highest
 
     async def read(self, after: EventId, until: EventId, limit: int,
                    task_id: uuid.UUID | None = None) -> list[Event]:
@@ -88,15 +108,7 @@ class PostgresEventLog:
             # that was heard of is out" is decided on what this read saw. Taken after the
             # read, a horizon could pass a transaction that ended in between, and its events
             # would wait unread for some later change.
-            loop = asyncio.get_running_loop()
-            exact = (self._oldest is not None
-                     and loop.time() - self._oldest[1] >= self._patience)
-            found = await (await conn.execute(
-                _q("events_horizon_exact" if exact else "events_horizon"))).fetchone()
-            assert found is not None
-            horizon = found["horizon"]
-            if self._oldest is None or self._oldest[0] != found["oldest"]:
-                self._oldest = (found["oldest"], loop.time())
+            horizon = await self._horizon(conn)
             rows = await (await conn.execute(_q("events_after", task_id is not None),
                                              {**params, "horizon": horizon})).fetchall()
         if self._heard:
@@ -106,12 +118,14 @@ class PostgresEventLog:
                 self._heard = 0
                 self._wake.set()
             else:  # an older transaction is still open: look again in a moment
-                loop.call_later(self._retry, self._wake.set)
+                asyncio.get_running_loop().call_later(self._retry, self._wake.set)
         return [to_event(row) for row in rows]
 
     async def read_last(self, task_id: uuid.UUID) -> Event | None:
         async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
-            row = await (await conn.execute(_q("events_last"), {"task_id": task_id})).fetchone()
+            horizon = await self._horizon(conn)
+            row = await (await conn.execute(_q("events_last"), {
+                "task_id": task_id, "horizon": horizon})).fetchone()
         return to_event(row) if row else None
 
 

@@ -11,7 +11,7 @@ import psycopg
 
 from adapters.postgres.events import EVENTS, PostgresEventLog
 from application.model import ORIGIN, Event
-from application.watch import LAST
+from application.watch import LAST, WatchTasks
 from domain.task import Transition
 
 from .builders import new_task, request_for
@@ -114,6 +114,48 @@ async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_
         assert [e.task.id for e in events] == [task.id]
         assert await feed.latest() == events[-1].id
         assert await feed.read_last(task.id) == events[-1]
+    finally:
+        await elsewhere.rollback()
+        await elsewhere.close()
+
+
+async def test_a_task_stream_gets_every_event_while_another_database_holds_the_cheap_horizon(
+    pool: Any, empty_database_url: str, uow: UowFactory
+) -> None:
+    """The feed reads the horizon two ways; a stream that joined at one must not catch up
+    below the other (it would skip what lies between, or end having sent nothing)."""
+    elsewhere = await psycopg.AsyncConnection.connect(empty_database_url)
+    try:
+        await elsewhere.execute("SELECT pg_current_xact_id()")  # open, older than the changes
+        task = new_task("watched")
+        started = task.claim(now=task.created_at, worker="w1", lease_until=task.created_at)
+        done = started.complete(now=task.created_at)
+        async with uow() as u:
+            await u.tasks.add(task, request_for(task))
+            await u.tasks.record([Transition.between(None, task)])
+            await u.commit()
+        async with uow() as u:
+            assert await u.tasks.compare_and_set(task, started)
+            assert await u.tasks.compare_and_set(started, done)
+            await u.tasks.record([Transition.between(task, started, worker="w1"),
+                                  Transition.between(started, done, worker="w1")])
+            await u.commit()
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT max(tx)::text AS tx FROM task_history")
+                         ).fetchone()
+        notifications = Notifications()
+        watch = WatchTasks(PostgresEventLog(pool, notifications, patience=0.05))  # type: ignore[arg-type]
+        reader = asyncio.create_task(watch.run())
+        try:
+            got: list[Event] = []
+            async with watch.subscribe(task_id=task.id) as stream, asyncio.timeout(5):
+                notifications.hearers[EVENTS](row["tx"])  # the commits' notification
+                while (batch := await stream.next(0.05)) is not None:
+                    got += batch
+        finally:
+            reader.cancel()
+        assert [(e.transition.from_status, e.transition.to_status) for e in got] == [
+            (None, "new"), ("new", "in_progress"), ("in_progress", "completed")]
     finally:
         await elsewhere.rollback()
         await elsewhere.close()
