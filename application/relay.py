@@ -8,6 +8,7 @@ import structlog
 
 from application.messaging import DispatchPublisher
 from application.ports import UnitOfWorkFactory
+from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -23,8 +24,8 @@ class RelayDispatches:
     take disjoint entries, so they do not double-publish normally.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, publisher: DispatchPublisher,
-                 batch: int = 500, hold: float = 5.0) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, publisher: DispatchPublisher, *,
+                 hold: float, batch: int = 500) -> None:
         self._uow = uow
         self._publisher = publisher
         self._batch = batch
@@ -33,32 +34,29 @@ class RelayDispatches:
     async def __call__(self) -> int:
         async with self._uow() as uow:
             held = await uow.outbox.take(self._batch, self._hold)
+            if not held:
+                return 0  # nothing taken: nothing to commit
             await uow.commit()
-        if not held:
-            return 0
         try:
             await self._publisher.publish(list(held.values()))
         except Exception:
-            await self._settle(held.keys(), confirmed=False)
+            await self._release(held.keys())
             raise
-        await self._settle(held.keys(), confirmed=True)
+        async with self._uow() as uow:  # confirmed: the entries leave the outbox
+            await uow.outbox.remove(held.keys())
+            await uow.commit()
         for dispatch in held.values():
             # `trace` (opaque, None when tracing is off) lets the log name the task's trace
             log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt,
                      trace=dispatch.trace)
         return len(held)
 
-    async def _settle(self, held: Collection[int], confirmed: bool) -> None:
-        """Confirmed entries leave the outbox; the others are handed back for the next try.
-        If the database cannot be told either, the hold runs out on its own."""
+    async def _release(self, held: Collection[int]) -> None:
+        """Not confirmed: handed back for the next try. If the database cannot be told
+        either, the hold runs out on its own."""
         try:
             async with self._uow() as uow:
-                if confirmed:
-                    await uow.outbox.remove(held)
-                else:
-                    await uow.outbox.release(held)
+                await uow.outbox.release(held)
                 await uow.commit()
-        except Exception:
-            if confirmed:
-                raise
-            log.warning("relay_release_failed", entries=len(held), exc_info=True)
+        except ServiceUnavailable as exc:
+            log.warning("relay_release_failed", entries=len(held), error=str(exc))

@@ -61,7 +61,7 @@ class World:
                               QUIET, max_dispatches)
 
     def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
-        return RelayDispatches(self.store.unit_of_work, publisher or self.queue)
+        return RelayDispatches(self.store.unit_of_work, publisher or self.queue, hold=12.0)
 
     def retry(self) -> RetryTask:
         return RetryTask(Transactions(self.store.unit_of_work), self.clock, self.signal)
