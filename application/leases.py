@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import structlog
 
-from application.messaging import DispatchSignal
+from application.messaging import Dispatcher
 from application.model import Dispatch
 from application.ports import Clock, UnitOfWorkFactory
 from application.stops import StopRequests
@@ -55,7 +55,7 @@ class RecoverExpiredLeases:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        signal: DispatchSignal,
+        dispatcher: Dispatcher,
         max_attempts: int,
         batch: int = 500,
         *,
@@ -63,7 +63,7 @@ class RecoverExpiredLeases:
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._signal = signal
+        self._dispatcher = dispatcher
         self._max_attempts = max_attempts
         self._batch = batch
         self._metrics = metrics
@@ -101,5 +101,5 @@ class RecoverExpiredLeases:
         for status in ended:
             self._metrics.finished(status, None)
         if dispatches:
-            self._signal.notify()
+            self._dispatcher.notify()
         return len(transitions)

@@ -23,13 +23,16 @@ class DispatchQueue(Protocol):
         ...
 
 
-class DispatchSignal(Protocol):
-    def notify(self) -> None:
-        """Something was committed to the outbox: wake the relay now."""
+class Dispatcher(Protocol):
+    """What moves committed dispatches to the broker (application/relay.py)."""
+
+    def send(self, entry: int, dispatch: Dispatch) -> None:
+        """Publish this committed dispatch now, in the background. Its outbox `entry` is held
+        for this process meanwhile: removed once the broker confirmed it, handed back if not."""
         ...
 
-    async def wait(self, at_most: float) -> None:
-        """Until notified (then cleared) or `at_most` seconds passed, whichever comes first."""
+    def notify(self) -> None:
+        """Dispatches were put in the outbox: relay them now."""
         ...
 
 

@@ -32,9 +32,13 @@ class NewTaskRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Stored(msgspec.Struct, frozen=True):
+    """A create's result: the task it stored, or the one already stored under its key. `entry`
+    is the outbox entry of the new task's dispatch, held for the creator to publish."""
+
     task: Task
     fingerprint: str | None
     inserted: bool
+    entry: int | None = None
 
 
 class Dispatch(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -45,6 +49,31 @@ class Dispatch(msgspec.Struct, frozen=True, omit_defaults=True):
     task_id: uuid.UUID
     attempt: int
     trace: str | None = None
+
+
+class NewTask(msgspec.Struct, frozen=True):
+    """A task to create, the request it came from, and the trace its dispatch carries."""
+
+    task: Task
+    request: NewTaskRequest
+    trace: str | None = None
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """A task a worker has just claimed, and since when it had been waiting in `new`."""
+
+    task: Task
+    waited_since: datetime
+
+
+class Change(msgspec.Struct, frozen=True):
+    """One compare-and-set of a task (`new` is written only if the row is still as `old`),
+    with the history row that records it and the dispatch it sends, if any."""
+
+    old: Task
+    new: Task
+    step: Transition
+    dispatch: Dispatch | None = None
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

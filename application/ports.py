@@ -10,15 +10,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 from application.model import (
+    Change,
+    Claimed,
     Dispatch,
     Event,
     EventId,
     ListQuery,
-    NewTaskRequest,
+    NewTask,
     Renewed,
     Stored,
     Waiting,
 )
+from domain.status import TaskStatus
 from domain.task import Task, Transition
 
 if TYPE_CHECKING:
@@ -26,17 +29,7 @@ if TYPE_CHECKING:
 
 
 class TaskRepository(Protocol):
-    """Tasks and their history. Every status change is a compare-and-set."""
-
-    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
-        """Insert `task`, unless `request.idempotency_key` is taken: then return the stored one."""
-        ...
-
-    async def add_many(
-        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
-    ) -> list[Stored]:
-        """`add` for many at once, one result per task in order (keys may repeat in a batch)."""
-        ...
+    """Tasks and their history inside a unit of work. Every status change is a compare-and-set."""
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
         """The task, or None when no task has that id."""
@@ -50,12 +43,9 @@ class TaskRepository(Protocol):
         """Newest first, strictly after `query.after`, at most `query.limit + 1` rows."""
         ...
 
-    async def compare_and_set(self, old: Task, new: Task) -> bool:
-        """Write `new` only if the row still has `old`'s status, attempts and lease owner."""
-        ...
-
     async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
-        """`compare_and_set` for each (old, new) pair; returns the ids written.
+        """Write each `new` only if its row still has `old`'s status, attempts and lease owner;
+        returns the ids written.
 
         Ids must be distinct (ValueError otherwise). Rows are locked in id order, so batches
         over overlapping ids queue behind each other instead of deadlocking.
@@ -103,21 +93,48 @@ class TaskRepository(Protocol):
         ...
 
 
+class TaskStore(Protocol):
+    """The steps of every task's life, each one statement that commits on its own: the change,
+    its history row and the dispatch it sends go together or not at all. Calls that arrive
+    together may share that statement; a row the database refuses fails only its own call.
+    (Stories of several statements, such as the sweeps, use a UnitOfWork.)"""
+
+    async def create(self, new: NewTask) -> Stored:
+        """The task, its `created` history row and its first dispatch, whose outbox entry is
+        held for the caller (see `take`); or, if `new.request.idempotency_key` is taken, the
+        task stored under it (nothing written)."""
+        ...
+
+    async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
+                    lease_until: datetime) -> Claimed | TaskStatus | None:
+        """`new -> in_progress` for `worker` (Task.claim) with its history row: the claimed
+        task; else the status the task has (not `new`), or None when there is no such task."""
+        ...
+
+    async def apply(self, change: Change) -> bool:
+        """Write `change.new` if the task is still as `change.old` (status, attempts, lease
+        owner), with its history row and its dispatch; False when it was not."""
+        ...
+
+    async def get(self, task_id: uuid.UUID) -> Task | None: ...
+
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        """Pending dispatches by outbox entry, held for `hold` seconds: no other `take` gets
+        them meanwhile. Held, not gone: `remove` deletes them, `release` hands them back at
+        once; a holder that does neither (it died) loses them when the time is up."""
+        ...
+
+    async def remove(self, entries: Collection[int]) -> None:
+        """The broker confirmed these dispatches: they leave the outbox."""
+        ...
+
+    async def release(self, entries: Collection[int]) -> None: ...
+
+
 class Outbox(Protocol):
     """Dispatches that still have to reach the workers, stored with the task change."""
 
     async def put(self, dispatches: Sequence[Dispatch]) -> None: ...
-
-    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
-        """Pending dispatches by entry, held for `hold` seconds once the unit of work commits:
-        no other `take` gets them meanwhile. Held, not gone: `remove` deletes them, `release`
-        hands them back at once; a holder that does neither (it died) loses them when the
-        time is up."""
-        ...
-
-    async def remove(self, entries: Collection[int]) -> None: ...
-
-    async def release(self, entries: Collection[int]) -> None: ...
 
 
 class UnitOfWork(Protocol):

@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from application.ports import Clock, Processor, UnitOfWork
+from application.model import Change, Claimed
+from application.ports import Clock, Processor, TaskStore
 from application.stops import StopRequests
 from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
-from application.transactions import Transactions
 from application.until import until_set
-from domain.status import TaskStatus
 from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
@@ -38,11 +37,11 @@ class ProcessTask:
     """A task is finished at most once: claim and finish only succeed from the status they
     expect, and the finish only while this worker still holds the claim. An operator's cancel
     stops the work and ends the task cancelled; stopped by a shutdown instead, the worker hands
-    the task back to `new` without using up an attempt."""
+    the task back to `new` without using up an attempt. Each step is one write of the store."""
 
     def __init__(
         self,
-        transactions: Transactions,
+        tasks: TaskStore,
         processor: Processor,
         clock: Clock,
         worker_id: str,
@@ -52,7 +51,7 @@ class ProcessTask:
         metrics: Metrics = NO_METRICS,
         tracer: Tracer = NO_TRACING,
     ) -> None:
-        self._transactions = transactions
+        self._tasks = tasks
         self._processor = processor
         self._clock = clock
         self._worker = worker_id
@@ -62,10 +61,17 @@ class ProcessTask:
         self._tracer = tracer
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
+        now = self._clock.now()
         with self._tracer.span("task.claim", task_id):
-            claimed = await self._transactions.run_or_undo(self._hand_back, self._claim, task_id)
-        if isinstance(claimed, Outcome):
-            return claimed
+            claim = await self._tasks.claim(task_id, worker=self._worker, now=now,
+                                            lease_until=now + self._lease)
+        if claim is None:
+            return Outcome.MISSING
+        if not isinstance(claim, Claimed):
+            log.info("dispatch_skipped", task_id=str(task_id), status=claim)
+            return Outcome.SKIPPED
+        claimed = claim.task
+        self._metrics.claimed(_seconds(claim.waited_since, claimed.started_at) or 0.0)
         log.info("task_claimed", task_id=str(task_id), attempt=claimed.attempts)
         started = time.monotonic()
         # watched (so its lease is renewed) until its end is committed, however long that takes
@@ -74,9 +80,9 @@ class ProcessTask:
                 error = await self._work(claimed, stop)
             with self._tracer.span("task.finish", task_id) as span:
                 if error is Stopped.BY_OPERATOR:
-                    done = await self._transactions.run(self._stop, claimed)
+                    done = await self._stop(claimed)
                 else:
-                    done = await self._transactions.run(self._finish, claimed, error)
+                    done = await self._finish(claimed, error)
                 span.set("task.outcome", done.status if done else "dropped")
         if done:
             self._metrics.finished(done.status, _seconds(claimed.started_at, done.finished_at))
@@ -90,23 +96,6 @@ class ProcessTask:
         )
         return Outcome.FINISHED if done else Outcome.LOST
 
-    async def _claim(self, uow: UnitOfWork, task_id: uuid.UUID) -> Task | Outcome:
-        async with uow:
-            task = await uow.tasks.get(task_id)
-            if task is None:
-                return Outcome.MISSING
-            if task.status is not TaskStatus.NEW:
-                log.info("dispatch_skipped", task_id=str(task_id), status=task.status)
-                return Outcome.SKIPPED
-            now = self._clock.now()
-            claimed = task.claim(now=now, worker=self._worker, lease_until=now + self._lease)
-            if not await uow.tasks.compare_and_set(task, claimed):
-                return Outcome.SKIPPED  # another worker claimed it first
-            await uow.tasks.record([Transition.between(task, claimed, worker=self._worker)])
-            await uow.commit()
-        self._metrics.claimed(_seconds(task.updated_at, claimed.started_at) or 0.0)
-        return claimed
-
     async def _work(self, claimed: Task, stop: asyncio.Event) -> str | Stopped | None:
         """The processor's verdict: None for success, else why it failed; or Stopped when an
         operator's cancel came first."""
@@ -119,56 +108,41 @@ class ProcessTask:
             log.exception("processor_crashed", task_id=str(claimed.id))
             return f"processor crashed: {type(exc).__name__}"
 
-    async def _finish(self, uow: UnitOfWork, claimed: Task, error: str | None) -> Task | None:
+    async def _finish(self, claimed: Task, error: str | None) -> Task | None:
+        """None when the lease expired and the task was taken back meanwhile."""
         now = self._clock.now()
         done = claimed.fail(now=now, reason=error) if error else claimed.complete(now=now)
-        async with uow:
-            if not await uow.tasks.compare_and_set(claimed, done):
-                return None  # the lease expired and the task was taken back meanwhile
-            await uow.tasks.record([Transition.between(claimed, done, worker=self._worker)])
-            await uow.commit()
-        return done
+        step = Transition.between(claimed, done, worker=self._worker)
+        return done if await self._tasks.apply(Change(claimed, done, step)) else None
 
-    async def _stop(self, uow: UnitOfWork, claimed: Task) -> Task | None:
+    async def _stop(self, claimed: Task) -> Task | None:
         """Ends the task as its cancel request says (who asked, and why)."""
-        async with uow:
-            current = await uow.tasks.get(claimed.id)
-            if current is None or current.cancel_request is None:
-                return None
-            done = current.stop(now=self._clock.now())
-            if not await uow.tasks.compare_and_set(claimed, done):
-                return None
-            request = current.cancel_request
-            await uow.tasks.record([Transition.between(
-                current, done, worker=self._worker, actor=request.actor, reason=request.reason)])
-            await uow.commit()
-        return done
+        current = await self._tasks.get(claimed.id)
+        if current is None or (request := current.cancel_request) is None:
+            return None
+        done = current.stop(now=self._clock.now())
+        step = Transition.between(current, done, worker=self._worker, actor=request.actor,
+                                  reason=request.reason)
+        return done if await self._tasks.apply(Change(claimed, done, step)) else None
 
-    async def _hand_back(self, claimed: Task | Outcome) -> None:
-        if isinstance(claimed, Task):
-            await self._transactions.run(self._release, claimed)
-
-    async def _release(self, uow: UnitOfWork, claimed: Task) -> None:
+    async def _hand_back(self, claimed: Task) -> None:
         """Back to `new` for another worker; or, if an operator asked to cancel it meanwhile,
         ended cancelled rather than run again."""
-        async with uow:
-            current = await uow.tasks.get(claimed.id)
-            request = current.cancel_request if current is not None else None
-            if current is not None and request is not None:
-                back = current.stop(now=self._clock.now())
-                step = Transition.between(current, back, worker=self._worker,
-                                          actor=request.actor, reason=request.reason)
-            else:
-                back = claimed.release(now=self._clock.now(), count_attempt=False)
-                step = Transition.between(claimed, back, worker=self._worker,
-                                          reason="handed back on shutdown")
-            if await uow.tasks.compare_and_set(claimed, back):
-                await uow.tasks.record([step])
-                await uow.commit()
-                log.info("task_handed_back", task_id=str(claimed.id), to=back.status)
-                if back.status.is_final:
-                    self._metrics.finished(back.status,
-                                           _seconds(claimed.started_at, back.finished_at))
+        current = await self._tasks.get(claimed.id)
+        request = current.cancel_request if current is not None else None
+        if current is not None and request is not None:
+            back = current.stop(now=self._clock.now())
+            step = Transition.between(current, back, worker=self._worker,
+                                      actor=request.actor, reason=request.reason)
+        else:
+            back = claimed.release(now=self._clock.now(), count_attempt=False)
+            step = Transition.between(claimed, back, worker=self._worker,
+                                      reason="handed back on shutdown")
+        if await self._tasks.apply(Change(claimed, back, step)):
+            log.info("task_handed_back", task_id=str(claimed.id), to=back.status)
+            if back.status.is_final:
+                self._metrics.finished(back.status,
+                                       _seconds(claimed.started_at, back.finished_at))
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

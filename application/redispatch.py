@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from application.messaging import DispatchQueue, DispatchSignal
+from application.messaging import Dispatcher, DispatchQueue
 from application.model import Dispatch, Waiting
 from application.ports import Clock, UnitOfWorkFactory
 from application.telemetry import NO_METRICS, Metrics
@@ -36,7 +36,7 @@ class RedispatchLost:
         uow: UnitOfWorkFactory,
         clock: Clock,
         queue: DispatchQueue,
-        signal: DispatchSignal,
+        dispatcher: Dispatcher,
         worker_id: str,
         quiet: timedelta,
         max_dispatches: int,
@@ -47,7 +47,7 @@ class RedispatchLost:
         self._uow = uow
         self._clock = clock
         self._queue = queue
-        self._signal = signal
+        self._dispatcher = dispatcher
         self._worker = worker_id
         self._quiet = quiet
         self._max = max_dispatches
@@ -83,7 +83,7 @@ class RedispatchLost:
             log.warning("task_never_claimed", task_id=str(task_id), dispatches=self._max)
             self._metrics.finished(TaskStatus.ERROR, None)
         if again:
-            self._signal.notify()
+            self._dispatcher.notify()
         return len(again) + len(ended)
 
     @staticmethod

@@ -1,62 +1,107 @@
-"""RelayDispatches: move committed outbox entries to the broker."""
+"""RelayDispatches: committed dispatches to the broker, at once, with the outbox as the net."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection
 
 import structlog
 
 from application.messaging import DispatchPublisher
-from application.ports import UnitOfWorkFactory
+from application.model import Dispatch
+from application.ports import TaskStore
 from domain.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
 
 class RelayDispatches:
-    """Take a batch of entries (held for `hold` seconds, in a transaction of its own), publish
-    it, and remove the entries once the broker has confirmed them.
+    """The process that commits a dispatch publishes it (`send`), as soon as it committed; its
+    outbox entry, held for this process meanwhile, is removed once the broker has confirmed.
+    The outbox is only the net: for entries put there without a sender (retries, recoveries,
+    redispatches: `notify`), for publishes that failed, and for those of a process that died
+    before the confirm, which any relay takes once their hold is over (every `every` seconds
+    at most, see `run`). A crash between the confirm and the removal sends a dispatch twice:
+    workers skip the duplicate.
 
     No transaction stays open while the broker confirms: an open writing transaction would
-    hold back every event stream (an event is readable only once no older one can still
-    commit: see the EventLog port). A crash after the confirm and before the removal sends
-    the batch again once the hold is over: workers ignore the duplicate. Concurrent relays
-    take disjoint entries, so they do not double-publish normally.
+    hold back every event stream (see the EventLog port).
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, publisher: DispatchPublisher, *,
+    def __init__(self, store: TaskStore, publisher: DispatchPublisher, *,
                  hold: float, batch: int = 500) -> None:
-        self._uow = uow
+        self._store = store
         self._publisher = publisher
-        self._batch = batch
         self._hold = hold
+        self._batch = batch
+        self._ready: dict[int, Dispatch] = {}
+        self._outbox_due = True
+        self._wake = asyncio.Event()
+        self._removing: set[asyncio.Task[None]] = set()
+
+    def send(self, entry: int, dispatch: Dispatch) -> None:
+        self._ready[entry] = dispatch
+        self._wake.set()
+
+    def notify(self) -> None:
+        self._outbox_due = True
+        self._wake.set()
+
+    async def wait(self, every: float) -> None:
+        """Until something is to be sent, or `every` seconds passed (then the outbox is due)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), every)
+        except TimeoutError:
+            self._outbox_due = True
+        self._wake.clear()
 
     async def __call__(self) -> int:
-        async with self._uow() as uow:
-            held = await uow.outbox.take(self._batch, self._hold)
-            if not held:
-                return 0  # nothing taken: nothing to commit
-            await uow.commit()
+        """Publish what was sent, then, when due, what waits in the outbox; how many."""
+        sent = 0
+        if self._ready:
+            ready, self._ready = self._ready, {}
+            sent += await self._publish(ready)
+        if self._outbox_due:
+            self._outbox_due = False
+            while taken := await self._store.take(self._batch, self._hold):
+                sent += await self._publish(taken)
+        return sent
+
+    async def _publish(self, held: dict[int, Dispatch]) -> int:
         try:
             await self._publisher.publish(list(held.values()))
         except Exception:
             await self._release(held.keys())
             raise
-        async with self._uow() as uow:  # confirmed: the entries leave the outbox
-            await uow.outbox.remove(held.keys())
-            await uow.commit()
         for dispatch in held.values():
             # `trace` (opaque, None when tracing is off) lets the log name the task's trace
             log.info("task_dispatched", task_id=str(dispatch.task_id), attempt=dispatch.attempt,
                      trace=dispatch.trace)
+        removal = asyncio.create_task(self._remove(held.keys()))  # not waited for: see below
+        self._removing.add(removal)
+        removal.add_done_callback(self._removing.discard)
         return len(held)
 
-    async def _release(self, held: Collection[int]) -> None:
+    async def _remove(self, entries: Collection[int]) -> None:
+        """Confirmed: the entries leave the outbox (the store removes many together, so the
+        next publish does not wait for it). Failing that, their hold runs out and they are
+        sent again."""
+        try:
+            await self._store.remove(entries)
+        except ServiceUnavailable as exc:
+            log.warning("relay_remove_failed", entries=len(entries), error=str(exc))
+
+    async def _release(self, entries: Collection[int]) -> None:
         """Not confirmed: handed back for the next try. If the database cannot be told
         either, the hold runs out on its own."""
         try:
-            async with self._uow() as uow:
-                await uow.outbox.release(held)
-                await uow.commit()
+            await self._store.release(entries)
         except ServiceUnavailable as exc:
-            log.warning("relay_release_failed", entries=len(held), error=str(exc))
+            log.warning("relay_release_failed", entries=len(entries), error=str(exc))
+
+    async def close(self) -> None:
+        """Let the removals under way end (a second's grace)."""
+        if self._removing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._removing), 1.0)

@@ -18,14 +18,16 @@ from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
 from adapters.memory.backlog import InMemoryDispatchQueue
 from adapters.memory.deadletters import InMemoryDeadLetters
 from adapters.memory.events import InMemoryEventLog
+from adapters.memory.steps import InMemoryTaskStore
 from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.backlog import RabbitDispatchQueue
 from adapters.rabbitmq.broker import RabbitMQ
 from adapters.rabbitmq.deadletters import RabbitDeadLetters
-from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
+from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source
 from adapters.telemetry.prometheus import PrometheusMetrics
 from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.create import CreateTask
@@ -42,7 +44,6 @@ from application.retention import PruneTasks
 from application.stats import GetCounts, Throughput
 from application.stops import StopRequests
 from application.telemetry import NO_TRACING
-from application.transactions import Transactions
 from application.watch import WatchTasks
 from entrypoints.settings import Settings
 
@@ -65,6 +66,10 @@ async def broker_lifecycle(broker: RabbitMQ) -> AsyncIterator[None]:
         await broker.close()
 
 
+#: how long a worker's finish waits for others to share its statement (seconds)
+FINISH_LINGER_SECONDS = 0.005
+
+
 def worker_name() -> str:
     """Host, process id and a random suffix: unique across restarts, findable in `ps`."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -77,7 +82,6 @@ class Container(containers.DeclarativeContainer):
     stopping = providers.Singleton(asyncio.Event)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Source)
-    signal = providers.Singleton(WakeSignal)
     worker_id = providers.Singleton(worker_name)
     rng = providers.Singleton(random.Random, settings.provided.random_seed)
     processor = providers.Singleton(
@@ -101,8 +105,11 @@ class Container(containers.DeclarativeContainer):
     broker_open = providers.Resource(broker_lifecycle, broker)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)
-    #: creates wait on round trips, not on CPU: their transactions go pipelined
-    uow_pipelined = providers.Factory(PostgresUnitOfWork, pool, pipeline=True)
+    #: the steps of a task's life: a request's fail fast in an outage (the client gets a 503)
+    store = providers.Singleton(PostgresTaskStore, pool, hold=OUTBOX_HOLD_SECONDS)
+    #: the worker's wait outages out, and its finishes wait a moment for company
+    worker_store = providers.Singleton(PostgresTaskStore, pool, hold=OUTBOX_HOLD_SECONDS,
+                                       linger=FINISH_LINGER_SECONDS, patient=True)
     probes = providers.List(providers.Singleton(PostgresProbe, pool), broker)
     #: one LISTEN connection per process: the event feed (API) and cancels (worker)
     listener = providers.Singleton(PostgresListener, settings.provided.database_url)
@@ -110,18 +117,13 @@ class Container(containers.DeclarativeContainer):
     watch = providers.Singleton(WatchTasks, event_log, stopping=stopping)
     stops = providers.Singleton(StopRequests)
 
-    #: creates fail fast in an outage (the client gets a 503); the worker waits it out
-    create_transactions = providers.Singleton(Transactions, uow_pipelined.provider)
-    worker_transactions = providers.Singleton(
-        Transactions, uow.provider, wait_out_outages=True)
-    operator_transactions = providers.Singleton(Transactions, uow.provider)
     #: this process's counts, in prometheus-client's registry (or its multiprocess files)
     metrics = providers.Singleton(PrometheusMetrics)
-    create_task = providers.Singleton(CreateTask, create_transactions, clock, ids, signal,
+    relay = providers.Singleton(RelayDispatches, store, broker, hold=OUTBOX_HOLD_SECONDS)
+    create_task = providers.Singleton(CreateTask, store, clock, ids, relay,
                                       metrics=metrics, tracer=tracer)
-    retry_task = providers.Singleton(RetryTask, operator_transactions, clock, signal,
-                                     tracer=tracer)
-    cancel_task = providers.Singleton(CancelTask, operator_transactions, clock, metrics=metrics)
+    retry_task = providers.Singleton(RetryTask, store, clock, relay, tracer=tracer)
+    cancel_task = providers.Singleton(CancelTask, store, clock, metrics=metrics)
     get_task = providers.Singleton(GetTask, uow.provider)
     get_history = providers.Singleton(GetHistory, uow.provider)
     list_tasks = providers.Singleton(ListTasks, uow.provider)
@@ -134,21 +136,19 @@ class Container(containers.DeclarativeContainer):
     read_gauges = providers.Singleton(ReadGauges, get_counts, dead_letter_queues)
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
-    relay = providers.Singleton(RelayDispatches, uow.provider, broker,
-                                hold=OUTBOX_HOLD_SECONDS)
     process_task = providers.Singleton(
-        ProcessTask, worker_transactions, processor, clock, worker_id, lease, stops,
+        ProcessTask, worker_store, processor, clock, worker_id, lease, stops,
         metrics=metrics, tracer=tracer,
     )
     renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease, stops)
     recover = providers.Singleton(
-        RecoverExpiredLeases, uow.provider, clock, signal, settings.provided.max_attempts,
+        RecoverExpiredLeases, uow.provider, clock, relay, settings.provided.max_attempts,
         metrics=metrics,
     )
 
     dispatch_queue = providers.Singleton(RabbitDispatchQueue, broker)
     redispatch = providers.Singleton(
-        RedispatchLost, uow.provider, clock, dispatch_queue, signal, worker_id, redispatch_quiet,
+        RedispatchLost, uow.provider, clock, dispatch_queue, relay, worker_id, redispatch_quiet,
         settings.provided.max_attempts, metrics=metrics,
     )
 
@@ -163,7 +163,9 @@ def use_memory(container: Container) -> InMemoryBroker:
     store = InMemoryStore()
     broker = InMemoryBroker()
     container.uow.override(providers.Factory(InMemoryUnitOfWork, store))
-    container.uow_pipelined.override(providers.Factory(InMemoryUnitOfWork, store))
+    container.store.override(providers.Singleton(InMemoryTaskStore, store,
+                                                 hold=OUTBOX_HOLD_SECONDS))
+    container.worker_store.override(container.store)
     container.broker.override(providers.Object(broker))
     container.broker_open.override(providers.Object(None))
     container.pool_open.override(providers.Object(None))

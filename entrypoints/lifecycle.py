@@ -59,8 +59,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         loops = Background()
         stack.push_async_callback(loops.stop)
         # every process that writes the outbox also drains it
-        loops.start(relay_loop(container.relay(), container.signal(),
-                               settings.relay_interval_seconds), "relay")
+        loops.start(relay_loop(container.relay(), settings.relay_interval_seconds), "relay")
         loops.start(report_readiness(container.readiness()), "readiness")
         if roles.streams:
             loops.start(container.watch().run(), "watch")

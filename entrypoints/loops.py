@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 import structlog
 
 from application.backoff import Backoff
-from application.messaging import DispatchSignal
+from application.relay import RelayDispatches
 from application.throttle import Throttle
 from domain.errors import ServiceUnavailable
 
@@ -18,26 +18,29 @@ log = structlog.get_logger(__name__)
 _said = Throttle(30.0)
 
 
-async def relay_loop(
-    relay: Callable[[], Awaitable[int]], signal: DispatchSignal, sweep_seconds: float
-) -> None:
-    """Publish right after a commit wakes us, and every `sweep_seconds` as a backstop."""
+async def relay_loop(relay: RelayDispatches, every_seconds: float) -> None:
+    """Publish what a commit of this process sent at once, and what waits in the outbox when
+    told or every `every_seconds` as a backstop."""
     backoff = Backoff()
-    while True:
-        await signal.wait(sweep_seconds)
-        try:
-            while (sent := await relay()) > 0:
-                log.debug("dispatches_relayed", count=sent)
-            backoff.reset()
-        except ServiceUnavailable as exc:
-            delay = backoff.next_delay()
-            if (extra := _said.check(str(exc))) is not None:
-                log.warning("relay_paused", error=str(exc), retry_in=round(delay, 2), **extra)
-            await asyncio.sleep(delay)
-            signal.notify()  # try again straight after the pause
-        except Exception:
-            log.exception("relay_failed")
-            await asyncio.sleep(backoff.next_delay())
+    try:
+        while True:
+            await relay.wait(every_seconds)
+            try:
+                while (sent := await relay()) > 0:
+                    log.debug("dispatches_relayed", count=sent)
+                backoff.reset()
+            except ServiceUnavailable as exc:
+                delay = backoff.next_delay()
+                if (extra := _said.check(str(exc))) is not None:
+                    log.warning("relay_paused", error=str(exc), retry_in=round(delay, 2),
+                                **extra)
+                await asyncio.sleep(delay)
+                relay.notify()  # try again straight after the pause
+            except Exception:
+                log.exception("relay_failed")
+                await asyncio.sleep(backoff.next_delay())
+    finally:
+        await relay.close()
 
 
 async def every(

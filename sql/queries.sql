@@ -1,15 +1,31 @@
 -- Named statements used by adapters/postgres. `{columns}` and `{filters}` are filled with
 -- psycopg.sql identifiers and fragments, never with values.
 
--- name: insert_tasks
+-- name: create_tasks
 -- Batched statements take their rows as one JSON array of objects (encoded by msgspec in C):
 -- psycopg would dump list parameters element by element in Python. `{inserted}`,
 -- `{insert_values}` (each field cast to its column's type where they differ: the payload comes
 -- as JSON text) and `{insert_shape}` come from the one column table in adapters/postgres/rows.py.
-INSERT INTO tasks ({inserted})
-SELECT {insert_values} FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape})
-ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id;
+-- A task's creation in one statement: the task, its `created` history row and its first
+-- dispatch, for every row given (all or none). Rows whose idempotency key is taken are not
+-- inserted, and get no history or dispatch (select_by_keys finds the stored task). The
+-- dispatch entry is held by its creator for `hold` seconds (it publishes it at once, see
+-- outbox_take); the statement returns each inserted task's id with its entry.
+WITH r AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape}, trace text)
+), task AS (
+    INSERT INTO tasks ({inserted})
+    SELECT {insert_values} FROM r
+    ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, status, created_at
+), history AS (
+    INSERT INTO task_history (task_id, from_status, to_status, at, attempt)
+    SELECT id, NULL, status, created_at, 0 FROM task
+)
+INSERT INTO dispatch_outbox (task_id, attempt, trace_context, held_until)
+SELECT task.id, 1, r.trace, now() + make_interval(secs => %(hold)s)
+FROM task JOIN r USING (id)
+RETURNING task_id AS id, id AS entry;
 
 -- name: select_by_keys
 SELECT {columns}, fingerprint, idempotency_key FROM tasks
@@ -45,6 +61,63 @@ WHERE t.id = ANY(ARRAY(SELECT id FROM locked))
   AND t.attempts = n.old_attempts
   AND t.lease_owner IS NOT DISTINCT FROM n.old_lease_owner
 RETURNING t.id;
+
+-- name: claim_tasks
+-- `new -> in_progress` for every task of `ids` still `new`, with its history row, in one
+-- statement: one more attempt, leased to `worker` until `lease_until` (the domain's
+-- Task.claim). Rows are locked in id order (as compare_and_set_many does). Each claimed task
+-- comes back with `waited_since`, when it became `new`; the tasks of `ids` that were not `new`
+-- come back too, unchanged, with `waited_since` null.
+WITH locked AS MATERIALIZED (
+    SELECT id, updated_at AS waited_since FROM tasks
+    WHERE id = ANY(%(ids)s::uuid[]) AND status = 'new'
+    ORDER BY id FOR NO KEY UPDATE
+), claimed AS (
+    UPDATE tasks t
+    SET status = 'in_progress', attempts = t.attempts + 1, started_at = %(now)s,
+        updated_at = %(now)s, lease_owner = %(worker)s, lease_expires_at = %(lease_until)s
+    WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND t.status = 'new'
+    RETURNING {task_columns}
+), history AS (
+    INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, started_at)
+    SELECT id, 'new', 'in_progress', %(now)s, attempts, %(worker)s, %(now)s FROM claimed
+)
+SELECT {columns}, waited_since FROM claimed JOIN locked USING (id)
+UNION ALL
+SELECT {columns}, NULL FROM tasks
+WHERE id = ANY(%(ids)s::uuid[]) AND id NOT IN (SELECT id FROM claimed);
+
+-- name: apply_changes
+-- compare_and_set_many, with the history row of every change written and the dispatch it
+-- sends (if any) put in the outbox, in the same statement; only for the rows it wrote.
+WITH n AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS n ({cas_shape})
+), locked AS MATERIALIZED (
+    SELECT id FROM tasks WHERE id = ANY(ARRAY(SELECT id FROM n)) ORDER BY id FOR NO KEY UPDATE
+), changed AS (
+    UPDATE tasks t
+    SET {assignments}
+    FROM n
+    WHERE t.id = ANY(ARRAY(SELECT id FROM locked))
+      AND t.id = n.id
+      AND t.status = n.old_status
+      AND t.attempts = n.old_attempts
+      AND t.lease_owner IS NOT DISTINCT FROM n.old_lease_owner
+    RETURNING t.id
+), history AS (
+    INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, reason,
+                              actor, error, started_at)
+    SELECT h.* FROM json_to_recordset(%(steps)s::json)
+        AS h (task_id uuid, from_status text, to_status text, at timestamptz, attempt int,
+              worker text, reason text, actor text, error text, started_at timestamptz)
+    WHERE h.task_id IN (SELECT id FROM changed)
+), dispatch AS (
+    INSERT INTO dispatch_outbox (task_id, attempt, trace_context)
+    SELECT d.task_id, d.attempt, d.trace
+    FROM json_to_recordset(%(dispatches)s::json) AS d (task_id uuid, attempt int, trace text)
+    WHERE d.task_id IN (SELECT id FROM changed)
+)
+SELECT id FROM changed;
 
 -- name: select_expired
 SELECT {columns} FROM tasks

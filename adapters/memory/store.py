@@ -55,6 +55,14 @@ class InMemoryOutbox:
         self._s.outbox.extend(dispatches)
         self._undo.append(lambda: self._s.outbox.__delitem__(slice(size, None)))
 
+    async def hold(self, dispatch: Dispatch, seconds: float) -> int:
+        """Put `dispatch` in the outbox held for `seconds` already (see take); its entry."""
+        self._s.entries += 1
+        entry = self._s.entries
+        self._s.held[entry] = (dispatch, time.monotonic() + seconds)
+        self._undo.append(lambda: self._s.held.pop(entry))
+        return entry
+
     async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
         now = time.monotonic()
         await self.release([entry for entry, (_, until) in self._s.held.items() if until <= now])

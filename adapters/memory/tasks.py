@@ -28,14 +28,7 @@ class InMemoryTasks:
         self._after_commit = after_commit
 
     async def add(self, task: Task, request: NewTaskRequest) -> Stored:
-        return (await self.add_many([task], [request]))[0]
-
-    async def add_many(
-        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
-    ) -> list[Stored]:
-        return [self._add(t, r) for t, r in zip(tasks, requests, strict=True)]
-
-    def _add(self, task: Task, request: NewTaskRequest) -> Stored:
+        """Insert `task`, unless `request.idempotency_key` is taken: then the stored one."""
         fingerprint = request.fingerprint() if request.idempotency_key else None
         if request.idempotency_key is not None:
             key = (request.source.value, request.idempotency_key)
@@ -63,9 +56,6 @@ class InMemoryTasks:
             mark = (query.after.created_at, query.after.id)
             rows = [t for t in rows if (t.created_at, t.id) < mark]
         return rows[: query.limit + 1]
-
-    async def compare_and_set(self, old: Task, new: Task) -> bool:
-        return old.id in await self.compare_and_set_many([(old, new)])
 
     async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
         if len({old.id for old, _ in pairs}) != len(pairs) or any(

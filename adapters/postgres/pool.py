@@ -29,10 +29,12 @@ log = structlog.get_logger(__name__)
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
-    """JSON through msgspec; rows as dicts, mapped by column name (adapters/postgres/rows.py)."""
+    """JSON through msgspec; rows as dicts, mapped by column name (adapters/postgres/rows.py);
+    autocommit: a statement alone is its own transaction (a unit of work says BEGIN)."""
     set_json_loads(msgspec.json.decode, conn)
     set_json_dumps(msgspec.json.encode, conn)
     conn.row_factory = dict_row
+    await conn.set_autocommit(True)
 
 
 def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,25 +17,25 @@ from adapters.postgres.rows import (
     as_json,
     counts_from,
     definitions,
-    insert_row,
     names,
     to_task,
     to_transition,
     values,
 )
 from adapters.postgres.statements import statement
-from application.model import Dispatch, ListQuery, NewTaskRequest, Renewed, Stored, Waiting
+from application.model import Dispatch, ListQuery, Renewed, Waiting
 from application.stats import Counts
 from domain.task import Task, Transition
 
-_KEYS = {"idempotency_key": "text", "fingerprint": "text"}
+#: a new task's columns that are not Task fields
+KEYS = {"idempotency_key": "text", "fingerprint": "text"}
 _OLD = {f"old_{c}": TASK_COLUMNS[c] for c in COMPARED}
 _FRAGMENTS = {
     "columns": names(list(TASK_COLUMNS)),
     "task_columns": names(list(TASK_COLUMNS), prefix="t"),
-    "inserted": names([*TASK_COLUMNS, *_KEYS]),
-    "insert_values": values([*TASK_COLUMNS, *_KEYS], prefix="r"),
-    "insert_shape": definitions({**TASK_COLUMNS, **_KEYS}),
+    "inserted": names([*TASK_COLUMNS, *KEYS]),
+    "insert_values": values([*TASK_COLUMNS, *KEYS], prefix="r"),
+    "insert_shape": definitions({**TASK_COLUMNS, **KEYS}),
     "cas_shape": definitions({"id": "uuid", **_OLD, **{c: TASK_COLUMNS[c] for c in MUTABLE}}),
     "assignments": sql.SQL(", ").join(
         sql.SQL("{} = n.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in MUTABLE),
@@ -43,7 +43,7 @@ _FRAGMENTS = {
 
 
 @functools.cache
-def _q(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
+def query(name: str, filters: tuple[str, ...] = ()) -> sql.SQL:
     """The named statement, composed once: a Composed would be rendered again on every call."""
     where = sql.SQL(" AND ").join(sql.SQL(f) for f in filters) if filters else sql.SQL("true")
     return sql.SQL(statement(name, filters=where, **_FRAGMENTS).as_string(None))
@@ -62,7 +62,7 @@ def check_pairs(pairs: Sequence[tuple[Task, Task]]) -> None:
         raise ValueError("compare_and_set_many needs one (old, new) pair per distinct task id")
 
 
-def _cas_row(old: Task, new: Task) -> dict[str, Any]:
+def cas_row(old: Task, new: Task) -> dict[str, Any]:
     row = {c: getattr(new, c) for c in MUTABLE}
     row.update({f"old_{c}": getattr(old, c) for c in COMPARED}, id=old.id)
     return row
@@ -74,39 +74,6 @@ class PostgresTasks:
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self._conn = conn
 
-    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
-        return (await self.add_many([task], [request]))[0]
-
-    async def add_many(
-        self, tasks: Sequence[Task], requests: Sequence[NewTaskRequest]
-    ) -> list[Stored]:
-        """One INSERT for all; then one SELECT for the keys that were already taken."""
-        prints = [r.fingerprint() if r.idempotency_key is not None else None for r in requests]
-        # Insert in (source, key) order: every batch then takes the key locks in the same
-        # order, so two batches sharing keys wait for each other instead of deadlocking.
-        rows = sorted(zip(tasks, requests, prints, strict=True),
-                      key=lambda row: (row[0].source.value, row[1].idempotency_key or ""))
-        cur = await self._conn.execute(_q("insert_tasks"), {"rows": as_json([
-            {**insert_row(t), "idempotency_key": r.idempotency_key, "fingerprint": p}
-            for t, r, p in rows
-        ])})
-        inserted = {row["id"] for row in await cur.fetchall()}
-        taken = [(t, r) for t, r in zip(tasks, requests, strict=True) if t.id not in inserted]
-        existing: dict[tuple[str, str], Stored] = {}
-        if taken:
-            cur = await self._conn.execute(_q("select_by_keys"), {
-                "source": [t.source.value for t, _ in taken],
-                "key": [r.idempotency_key for _, r in taken],
-            })
-            for row in await cur.fetchall():
-                key, fingerprint = row.pop("idempotency_key"), row.pop("fingerprint")
-                existing[(row["source"], key)] = Stored(to_task(row), fingerprint, inserted=False)
-        return [
-            Stored(t, p, inserted=True) if t.id in inserted
-            else existing[(t.source.value, r.idempotency_key or "")]
-            for t, r, p in zip(tasks, requests, prints, strict=True)
-        ]
-
     async def get(self, task_id: uuid.UUID) -> Task | None:
         found = await self.get_many([task_id])
         return found[0] if found else None
@@ -114,43 +81,40 @@ class PostgresTasks:
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Task]:
         if not ids:
             return []
-        cur = await self._conn.execute(_q("select_tasks"), {"ids": list(ids)})
+        cur = await self._conn.execute(query("select_tasks"), {"ids": list(ids)})
         return [to_task(row) for row in await cur.fetchall()]
 
-    async def page(self, query: ListQuery) -> list[Task]:
+    async def page(self, wanted: ListQuery) -> list[Task]:
         filters: list[str] = []
-        params: dict[str, Any] = {"limit": query.limit + 1}
-        if query.statuses:
+        params: dict[str, Any] = {"limit": wanted.limit + 1}
+        if wanted.statuses:
             filters.append(_BY_STATUS)
-            params["statuses"] = sorted(s.value for s in query.statuses)
-        if query.after is not None:
+            params["statuses"] = sorted(s.value for s in wanted.statuses)
+        if wanted.after is not None:
             filters.append(_AFTER)
-            params["after_created_at"] = query.after.created_at
-            params["after_id"] = query.after.id
-        cur = await self._conn.execute(_q("list_tasks", tuple(filters)), params)
+            params["after_created_at"] = wanted.after.created_at
+            params["after_id"] = wanted.after.id
+        cur = await self._conn.execute(query("list_tasks", tuple(filters)), params)
         return [to_task(row) for row in await cur.fetchall()]
-
-    async def compare_and_set(self, old: Task, new: Task) -> bool:
-        return old.id in await self.compare_and_set_many([(old, new)])
 
     async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
         """One UPDATE for all pairs; the statement itself locks the rows in id order."""
         if not pairs:
             return set()
         check_pairs(pairs)
-        cur = await self._conn.execute(_q("compare_and_set_many"), {
-            "rows": as_json([_cas_row(old, new) for old, new in pairs])})
+        cur = await self._conn.execute(query("compare_and_set_many"), {
+            "rows": as_json([cas_row(old, new) for old, new in pairs])})
         return {row["id"] for row in await cur.fetchall()}
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
-        cur = await self._conn.execute(_q("select_expired"), {"now": now, "limit": limit})
+        cur = await self._conn.execute(query("select_expired"), {"now": now, "limit": limit})
         return [to_task(row) for row in await cur.fetchall()]
 
     async def renew_leases(self, worker: str, claims: Sequence[tuple[uuid.UUID, int]],
                            until: datetime) -> Renewed:
         if not claims:
             return Renewed(0)
-        cur = await self._conn.execute(_q("renew_leases"), {
+        cur = await self._conn.execute(query("renew_leases"), {
             "worker": worker, "until": until,
             "ids": [task_id for task_id, _ in claims],
             "attempts": [attempt for _, attempt in claims]})
@@ -159,40 +123,40 @@ class PostgresTasks:
             (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
 
     async def undispatched(self, quiet_since: datetime, limit: int) -> list[Waiting]:
-        cur = await self._conn.execute(_q("select_undispatched"), {
+        cur = await self._conn.execute(query("select_undispatched"), {
             "quiet_since": quiet_since, "limit": limit})
         return [Waiting(to_task(row), row.pop("redispatches")) for row in await cur.fetchall()]
 
     async def mark_redispatched(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
         if ids:
-            await self._conn.execute(_q("mark_redispatched"), {"ids": list(ids), "at": at})
+            await self._conn.execute(query("mark_redispatched"), {"ids": list(ids), "at": at})
 
     async def record(self, transitions: Sequence[Transition]) -> None:
         if not transitions:
             return
-        await self._conn.execute(_q("insert_history"), {"rows": as_json(transitions)})
+        await self._conn.execute(query("insert_history"), {"rows": as_json(transitions)})
 
     async def count_prunable(self, cutoff: datetime) -> int:
-        row = await (await self._conn.execute(_q("prune_count"), {"cutoff": cutoff})).fetchone()
+        row = await (await self._conn.execute(query("prune_count"), {"cutoff": cutoff})).fetchone()
         return int(row["matched"]) if row else 0
 
     async def prune(self, cutoff: datetime, limit: int) -> int | None:
-        row = await (await self._conn.execute(_q("prune_batch"), {
+        row = await (await self._conn.execute(query("prune_batch"), {
             "cutoff": cutoff, "limit": limit, "lock": PRUNE_LOCK})).fetchone()
         return int(row["deleted"]) if row and row["locked"] else None
 
     async def counts(self) -> Counts:
-        row = await (await self._conn.execute(_q("select_counts"))).fetchone()
+        row = await (await self._conn.execute(query("select_counts"))).fetchone()
         assert row is not None
         return counts_from(row["counts"], row["oldest_new_at"])
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
-        cur = await self._conn.execute(_q("select_history"), {"task_id": task_id})
+        cur = await self._conn.execute(query("select_history"), {"task_id": task_id})
         return [to_transition(row) for row in await cur.fetchall()]
 
 
 class PostgresOutbox:
-    """Entries held by a time while the relay sends them (see outbox_take in sql/queries.sql)."""
+    """Dispatches put in the outbox by a unit of work (the relay sends them: store.py)."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self._conn = conn
@@ -200,16 +164,4 @@ class PostgresOutbox:
     async def put(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
-        await self._conn.execute(_q("outbox_put"), {"rows": as_json(dispatches)})
-
-    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
-        cur = await self._conn.execute(_q("outbox_take"), {"limit": limit, "hold": hold})
-        rows = sorted(await cur.fetchall(), key=lambda row: row["id"])
-        return {row["id"]: Dispatch(row["task_id"], row["attempt"], row["trace_context"])
-                for row in rows}
-
-    async def remove(self, entries: Collection[int]) -> None:
-        await self._conn.execute(_q("outbox_remove"), {"ids": list(entries)})
-
-    async def release(self, entries: Collection[int]) -> None:
-        await self._conn.execute(_q("outbox_release"), {"ids": list(entries)})
+        await self._conn.execute(query("outbox_put"), {"rows": as_json(dispatches)})

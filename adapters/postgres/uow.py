@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
@@ -57,51 +56,37 @@ async def translated() -> AsyncIterator[None]:
 
 
 class PostgresUnitOfWork:
-    """Rolls back on exit unless `commit()` was called; psycopg errors leave as our own.
-
-    With `pipeline=True` the transaction runs in psycopg's pipeline mode: a statement whose
-    result nobody reads (history rows, outbox rows, BEGIN itself) travels with the next one
-    that is read or with the COMMIT instead of costing a round trip of its own. That pays
-    where a process waits on round trips (the API's creates) and costs where it is short of
-    CPU (the worker's claims and finishes): docs/performance.md has the runs."""
+    """One transaction on a pooled connection (the pool's connections are in autocommit, so it
+    is opened here with BEGIN); rolled back on exit unless `commit()` was called; psycopg errors
+    leave as our own."""
 
     tasks: PostgresTasks
     outbox: PostgresOutbox
 
-    def __init__(
-        self,
-        pool: psycopg_pool.AsyncConnectionPool[Any],
-        timeout: float = PG_POOL_WAIT_SECONDS,
-        pipeline: bool = False,
-    ) -> None:
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any],
+                 timeout: float = PG_POOL_WAIT_SECONDS) -> None:
         self._pool = pool
         self._timeout = timeout
-        self._pipelined = pipeline
         self._conn: AsyncConnection[Any] | None = None
-        self._pipeline: AbstractAsyncContextManager[Any] | None = None
         self._committed = False
 
     async def __aenter__(self) -> Self:
-        try:
+        async with translated():
             self._conn = await self._pool.getconn(timeout=self._timeout)
-        except UNAVAILABLE as exc:
-            raise translate(exc) from exc  # type: ignore[misc]
-        self._pipeline = self._conn.pipeline() if self._pipelined else contextlib.nullcontext()
-        try:
-            await self._pipeline.__aenter__()
-        except BaseException as exc:
-            await self._pool.putconn(self._conn)
-            self._conn = self._pipeline = None
-            if (mapped := translate(exc)) is not None:
-                raise mapped from exc
-            raise
+            try:
+                await self._conn.execute("BEGIN")
+            except BaseException:
+                await self._pool.putconn(self._conn)
+                self._conn = None
+                raise
         self.tasks = PostgresTasks(self._conn)
         self.outbox = PostgresOutbox(self._conn)
         return self
 
     async def commit(self) -> None:
         assert self._conn is not None
-        await self._conn.commit()
+        async with translated():
+            await self._conn.execute("COMMIT")
         self._committed = True
 
     async def __aexit__(
@@ -111,23 +96,13 @@ class PostgresUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
-        pipeline, self._pipeline = self._pipeline, None
         assert conn is not None
-        assert pipeline is not None
         try:
-            try:
-                # syncs what is still queued: an error in it is this unit's error
-                await pipeline.__aexit__(exc_type, exc, tb)
-            except psycopg.Error as late:
-                if exc is None:
-                    exc = late
             if not self._committed and not conn.closed:
-                await conn.rollback()
+                await conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # the pool checks the connection and discards it if it is broken
         finally:
             await self._pool.putconn(conn)
         if exc is not None and (mapped := translate(exc)) is not None:
             raise mapped from exc
-        if exc is not None and exc_type is None:
-            raise exc

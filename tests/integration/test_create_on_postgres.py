@@ -6,11 +6,11 @@ import asyncio
 
 import psycopg
 import pytest
+from application.transactions import Transactions
 
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import Created, CreateTask
 from application.model import NewTaskRequest
-from application.transactions import Transactions
 from domain.errors import IdempotencyConflict, InvalidInput
 
 from .builders import count_rows

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from application.transactions import Transactions
 
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
@@ -15,7 +16,6 @@ from application.model import NewTaskRequest
 from application.process import ProcessTask
 from application.retention import PruneTasks
 from application.stops import StopRequests
-from application.transactions import Transactions
 from domain.status import TaskStatus
 from tests.unit.fakes import FixedProcessor
 

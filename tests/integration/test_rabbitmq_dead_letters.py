@@ -10,6 +10,7 @@ import msgspec
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
+from application.transactions import Transactions
 
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
@@ -19,7 +20,6 @@ from application.create import CreateTask
 from application.deadletters import DeadLetter, ListDeadLetters, ReplayDeadLetters, Verdict
 from application.messaging import Delivery
 from application.model import Dispatch, NewTaskRequest
-from application.transactions import Transactions
 from entrypoints.intake import intake_handler
 
 from .amqp import existing, next_message, running, send

@@ -10,13 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from application.transactions import Transactions
 
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.queues import CREATE, CREATE_DLQ, REASON_HEADER
 from adapters.rabbitmq.broker import RabbitMQ
 from adapters.system import SystemClock, Uuid7Source, WakeSignal
 from application.create import CreateTask
-from application.transactions import Transactions
 from entrypoints.intake import intake_handler
 
 from .amqp import existing, header, next_message, running, send

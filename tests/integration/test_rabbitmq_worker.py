@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
+from application.transactions import Transactions
 
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.queues import DISPATCH, DISPATCH_DLQ
@@ -23,7 +24,6 @@ from application.create import CreateTask
 from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
 from application.stops import StopRequests
-from application.transactions import Transactions
 from domain.status import TaskStatus
 from domain.task import Task
 from entrypoints.inflight import Inflight

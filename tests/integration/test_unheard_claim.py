@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from application.transactions import Transactions
 from psycopg.rows import dict_row
 
 from adapters.postgres.pool import make_pool
@@ -18,7 +19,6 @@ from adapters.system import EmulatedProcessor, SystemClock, WakeSignal
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.process import Outcome, ProcessTask
 from application.stops import StopRequests
-from application.transactions import Transactions
 from tests.support.proxy import Proxy
 
 from .builders import new_task, store

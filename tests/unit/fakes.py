@@ -42,8 +42,14 @@ class SequentialIds:
 
 
 class CountingSignal:
+    """A Dispatcher that only records: what was sent at once, and how often it was told."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.sent: dict[int, Dispatch] = {}
+
+    def send(self, entry: int, dispatch: Dispatch) -> None:
+        self.sent[entry] = dispatch
 
     def notify(self) -> None:
         self.count += 1
@@ -92,12 +98,13 @@ class FailingPublisher:
 
 
 class ExplodingUnitOfWork(InMemoryUnitOfWork):
-    """A real in-memory unit of work that breaks at one step: `record`, `put` or `commit`."""
+    """A real in-memory unit of work that breaks at one step: `record`, `put`, `hold` or
+    `commit`."""
 
     def __init__(self, store: InMemoryStore, fail_at: str) -> None:
         super().__init__(store)
         self.fail_at = fail_at
-        real_record, real_put = self.tasks.record, self.outbox.put
+        real_record, real_put, real_hold = self.tasks.record, self.outbox.put, self.outbox.hold
 
         async def record(transitions: Sequence[Transition]) -> None:
             await real_record(transitions)
@@ -107,8 +114,14 @@ class ExplodingUnitOfWork(InMemoryUnitOfWork):
             await real_put(dispatches)
             self._explode("put")
 
+        async def hold(dispatch: Dispatch, seconds: float) -> int:
+            entry = await real_hold(dispatch, seconds)
+            self._explode("hold")
+            return entry
+
         self.tasks.record = record  # type: ignore[method-assign]
         self.outbox.put = put  # type: ignore[method-assign]
+        self.outbox.hold = hold  # type: ignore[method-assign]
 
     def _explode(self, step: str) -> None:
         if step == self.fail_at:

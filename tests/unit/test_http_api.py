@@ -32,7 +32,7 @@ def client(served: tuple[Client, Container]) -> Client:
 
 
 async def finish(container: Container, task_id: str, result: str | None) -> None:
-    process = ProcessTask(container.worker_transactions(), FixedProcessor(result),
+    process = ProcessTask(container.worker_store(), FixedProcessor(result),
                           container.clock(), "w1", timedelta(seconds=30),
                               container.stops())
     await process(uuid.UUID(task_id))

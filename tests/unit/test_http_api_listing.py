@@ -55,7 +55,7 @@ async def test_status_may_repeat_to_mean_any_of(served: tuple[Client, Container]
     client, container = served
     done, failed, waiting = await post(client, 3)
     for task_id, result in ((done, None), (failed, "no")):
-        process = ProcessTask(container.worker_transactions(), FixedProcessor(result),
+        process = ProcessTask(container.worker_store(), FixedProcessor(result),
                               container.clock(), "w1", timedelta(seconds=30),
                               container.stops())
         await process(uuid.UUID(task_id))

@@ -37,7 +37,7 @@ def requests(found: Samples, method: str, route: str, status: int) -> float:
 
 
 async def finish(container: Container, task_id: str, result: str | None) -> None:
-    await ProcessTask(container.worker_transactions(), FixedProcessor(result), container.clock(),
+    await ProcessTask(container.worker_store(), FixedProcessor(result), container.clock(),
                       "w1", timedelta(seconds=30), container.stops(),
                       metrics=container.metrics())(uuid.UUID(task_id))
 

@@ -8,16 +8,16 @@ import uuid
 import msgspec
 import pytest
 
+from adapters.memory.steps import InMemoryTaskStore
 from application.create import CreateTask
 from application.model import Cursor, Dispatch, ListQuery, NewTaskRequest
-from application.transactions import Transactions
 from domain.errors import IdempotencyConflict, InvalidInput, ServiceUnavailable, TaskNotFound
 from domain.status import TaskSource, TaskStatus
 from tests.unit.fakes import T0, ExplodingUnitOfWork, FixedProcessor
 from tests.unit.world import World
 
 
-async def test_creating_a_task_stores_it_with_history_and_outbox_entry_and_wakes_the_relay(
+async def test_creating_a_task_stores_it_with_history_and_a_held_dispatch_it_sends_at_once(
     world: World,
 ) -> None:
     request = NewTaskRequest(title="resize", description="d", payload={"w": 640},
@@ -30,8 +30,9 @@ async def test_creating_a_task_stores_it_with_history_and_outbox_entry_and_wakes
         "resize", "d", {"w": 640}, TaskSource.AMQP)
     assert (task.status, task.attempts, task.created_at) == (TaskStatus.NEW, 0, T0)
     assert [(h.from_status, h.to_status) for h in world.store.history] == [(None, TaskStatus.NEW)]
-    assert world.store.outbox == [Dispatch(task.id, 1)]
-    assert world.signal.count == 1
+    assert world.store.outbox == []  # held for this process: no other relay takes it
+    assert [d for d, _ in world.store.held.values()] == [Dispatch(task.id, 1)]
+    assert world.signal.sent == {entry: Dispatch(task.id, 1) for entry in world.store.held}
 
 
 async def test_replaying_an_idempotency_key_returns_the_same_task_without_a_second_dispatch(
@@ -44,9 +45,9 @@ async def test_replaying_an_idempotency_key_returns_the_same_task_without_a_seco
     assert again.replayed is True
     assert again.task == first.task
     assert len(world.store.tasks) == 1
-    assert world.store.outbox == [Dispatch(first.task.id, 1)]
+    assert [d for d, _ in world.store.held.values()] == [Dispatch(first.task.id, 1)]
+    assert list(world.signal.sent.values()) == [Dispatch(first.task.id, 1)]
     assert len(world.store.history) == 1
-    assert world.signal.count == 1
 
 
 @pytest.mark.parametrize(
@@ -65,18 +66,19 @@ async def test_the_same_idempotency_key_with_another_body_is_a_conflict(
     assert world.snapshot() == before
 
 
-@pytest.mark.parametrize("fail_at", ["record", "put", "commit"])
+@pytest.mark.parametrize("fail_at", ["record", "hold", "commit"])
 async def test_a_failing_write_rolls_back_the_task_its_key_history_and_dispatch(
     world: World, fail_at: str
 ) -> None:
     await world.new_task("already there")
-    before, notified = world.snapshot(), world.signal.count
-    broken = CreateTask(Transactions(lambda: ExplodingUnitOfWork(world.store, fail_at)),
-                        world.clock, world.ids, world.signal)
+    before, notified, sent = world.snapshot(), world.signal.count, dict(world.signal.sent)
+    steps = InMemoryTaskStore(world.store, hold=12.0,
+                              units=lambda: ExplodingUnitOfWork(world.store, fail_at))
+    broken = CreateTask(steps, world.clock, world.ids, world.signal)
     with pytest.raises(ServiceUnavailable, match=fail_at):
         await broken(NewTaskRequest(title="lost", idempotency_key="k"))
     assert world.snapshot() == before
-    assert world.signal.count == notified
+    assert (world.signal.count, world.signal.sent) == (notified, sent)
     assert not world.store.lock.locked()
     retried = await world.create()(NewTaskRequest(title="lost", idempotency_key="k"))
     assert retried.replayed is False

@@ -7,14 +7,11 @@ import uuid
 
 import pytest
 
-from application.process import Outcome, ProcessTask
-from application.transactions import Transactions
+from application.process import Outcome
 from domain.status import TaskStatus
 from tests.unit.fakes import (
-    T0,
     BlockingProcessor,
     FixedProcessor,
-    FlakyUnitOfWorkFactory,
     RaisingProcessor,
 )
 from tests.unit.world import LEASE, World
@@ -164,12 +161,3 @@ async def test_a_processor_that_raises_ends_the_task_in_error(world: World) -> N
     assert "RuntimeError" in failed.error
 
 
-async def test_a_claim_waits_out_a_database_outage(world: World) -> None:
-    task = await world.new_task()
-    flaky = FlakyUnitOfWorkFactory(world.store, outages=1)
-    process = ProcessTask(Transactions(flaky, wait_out_outages=True), FixedProcessor(None),
-                          world.clock, "w1", LEASE, world.stops)
-    assert await process(task.id) is Outcome.FINISHED
-    assert flaky.outages == 0
-    assert world.task(task.id).status is S.COMPLETED
-    assert world.task(task.id).created_at == T0

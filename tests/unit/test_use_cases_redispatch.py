@@ -24,7 +24,7 @@ class BrokenQueue:
 async def sent_and_lost(world: World, title: str = "t") -> Task:
     """A task whose dispatch was relayed to the queue, then lost there (purged)."""
     task = await world.new_task(title)
-    await world.relay()()
+    await world.publish_sent()
     lose_the_queue(world)
     return task
 
@@ -47,7 +47,7 @@ async def test_a_task_whose_dispatch_was_lost_is_dispatched_again(world: World) 
     assert (step.from_status, step.to_status, step.actor, step.worker, step.at) == (
         S.NEW, S.NEW, "sweep", "w9", world.clock.now())
     assert step.reason is not None and "dispatched again (2 of 3)" in step.reason
-    await world.relay()()
+    await world.relay_once()
     assert await world.process(FixedProcessor())(task.id) == "finished"
     assert world.task(task.id).status is S.COMPLETED
 
@@ -72,7 +72,7 @@ async def test_nothing_is_sent_again_while_the_queue_holds_dispatches_ready(
     world: World,
 ) -> None:
     behind = await world.new_task("behind a backlog")
-    await world.relay()()
+    await world.publish_sent()
     world.clock.advance(WAIT * 10)
     before = world.snapshot()
     assert await world.redispatch()() == 0
@@ -95,7 +95,7 @@ async def test_a_task_is_sent_again_once_per_quiet_time(world: World) -> None:
     task = await sent_and_lost(world)
     world.clock.advance(WAIT + 1)
     assert await world.redispatch()() == 1
-    await world.relay()()
+    await world.relay_once()
     lose_the_queue(world)
     world.clock.advance(WAIT - 1)
     assert await world.redispatch()() == 0
@@ -114,7 +114,7 @@ async def test_a_task_dispatched_max_attempts_times_and_never_claimed_ends_in_er
     for _ in range(2):
         world.clock.advance(WAIT + 1)
         assert await world.redispatch()() == 1
-        await world.relay()()
+        await world.relay_once()
         lose_the_queue(world)
     world.clock.advance(WAIT + 1)
     assert await world.redispatch()() == 1
@@ -134,10 +134,10 @@ async def test_a_change_of_status_gives_the_task_its_dispatches_again(world: Wor
     task = await sent_and_lost(world)
     world.clock.advance(WAIT + 1)
     assert await world.redispatch(max_dispatches=2)() == 1
-    await world.relay()()
+    await world.relay_once()
     assert await world.process(FixedProcessor("boom"))(task.id) == "finished"
     await world.retry()(task.id, actor="ops", reason=None)
-    await world.relay()()
+    await world.relay_once()
     lose_the_queue(world)
     world.clock.advance(WAIT + 1)
     assert await world.redispatch(max_dispatches=2)() == 1
@@ -146,7 +146,7 @@ async def test_a_change_of_status_gives_the_task_its_dispatches_again(world: Wor
 
 async def test_tasks_in_progress_are_not_the_sweeps(world: World) -> None:
     task = await world.new_task()
-    await world.relay()()
+    await world.publish_sent()
     lose_the_queue(world)
     now = world.clock.now()
     world.store.tasks[task.id] = task.claim(now=now, worker="w1", lease_until=now + QUIET)

@@ -12,7 +12,6 @@ from application.model import NewTaskRequest
 from application.operator import CancelTask, RetryTask
 from application.process import ProcessTask
 from application.telemetry import NO_TRACING
-from application.transactions import Transactions
 from domain.status import TaskSource, TaskStatus
 from tests.unit.fakes import BlockingProcessor, FixedProcessor
 from tests.unit.fakes_telemetry import RecordedMetrics, RecordedTracer
@@ -23,13 +22,13 @@ S = TaskStatus
 
 def create(world: World, metrics: RecordedMetrics,
            tracer: RecordedTracer | None = None) -> CreateTask:
-    return CreateTask(Transactions(world.store.unit_of_work), world.clock, world.ids,
+    return CreateTask(world.steps, world.clock, world.ids,
                       world.signal, metrics=metrics, tracer=tracer or NO_TRACING)
 
 
 def process(world: World, metrics: RecordedMetrics, processor: object = None,
             tracer: RecordedTracer | None = None) -> ProcessTask:
-    return ProcessTask(Transactions(world.store.unit_of_work, wait_out_outages=True),
+    return ProcessTask(world.steps,
                        processor or FixedProcessor(None), world.clock, "w1",  # type: ignore[arg-type]
                        LEASE, world.stops, metrics=metrics, tracer=tracer or NO_TRACING)
 
@@ -95,7 +94,7 @@ async def test_recovery_counts_what_it_takes_back_and_what_it_gives_up_on() -> N
 async def test_cancelling_a_new_task_counts_it_as_finished_in_error() -> None:
     world, metrics = World(), RecordedMetrics()
     task = await world.new_task()
-    cancel = CancelTask(Transactions(world.store.unit_of_work), world.clock, metrics=metrics)
+    cancel = CancelTask(world.steps, world.clock, metrics=metrics)
     await cancel(task.id, actor="ops", reason="duplicate")
     assert metrics.named("finished") == [(S.ERROR, None)]
 
@@ -104,14 +103,14 @@ async def test_the_dispatch_carries_the_trace_of_the_request_that_created_the_ta
     world, tracer = World(), RecordedTracer()
     with tracer.span("POST /tasks", kind="server") as request:
         task = (await create(world, RecordedMetrics(), tracer)(NewTaskRequest(title="t"))).task
-    [dispatch] = world.store.outbox
+    [dispatch] = world.signal.sent.values()
     assert (dispatch.task_id, dispatch.trace) == (task.id, request.context)
 
 
 async def test_without_a_span_the_dispatch_carries_no_trace() -> None:
     world = World()
     await create(world, RecordedMetrics(), RecordedTracer())(NewTaskRequest(title="t"))
-    assert world.store.outbox[0].trace is None
+    assert [d.trace for d in world.signal.sent.values()] == [None]
 
 
 async def test_a_retry_is_dispatched_in_the_trace_of_the_retry_request() -> None:
@@ -119,7 +118,7 @@ async def test_a_retry_is_dispatched_in_the_trace_of_the_retry_request() -> None
     task = await world.new_task()
     await world.process(FixedProcessor("boom"))(task.id)
     world.store.outbox.clear()
-    retry = RetryTask(Transactions(world.store.unit_of_work), world.clock, world.signal,
+    retry = RetryTask(world.steps, world.clock, world.signal,
                       tracer=tracer)
     with tracer.span("POST /tasks/{task_id}/retry", kind="server") as request:
         await retry(task.id, actor=None, reason=None)

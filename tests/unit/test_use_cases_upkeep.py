@@ -6,13 +6,22 @@ import asyncio
 
 import pytest
 
+from adapters.memory.steps import InMemoryTaskStore
 from adapters.queues import DISPATCH
+from application.create import CreateTask
 from application.health import CheckReadiness
-from application.model import Dispatch
+from application.model import Dispatch, NewTaskRequest
 from domain.errors import ServiceUnavailable
 from domain.status import TaskStatus
 from domain.task import Task
-from tests.unit.fakes import BlockingProcessor, DownProbe, FailingPublisher, HangingProbe, OkProbe
+from tests.unit.fakes import (
+    BlockingProcessor,
+    DownProbe,
+    FailingPublisher,
+    FixedProcessor,
+    HangingProbe,
+    OkProbe,
+)
 from tests.unit.world import LEASE, World
 
 S = TaskStatus
@@ -123,40 +132,64 @@ async def test_a_claim_stays_renewed_until_its_end_is_committed(world: World) ->
     assert await world.renew("w1")() == 0
 
 
-async def test_the_relay_moves_outbox_entries_to_the_publisher(world: World) -> None:
-    first, second = await world.new_task("a"), await world.new_task("b")
-    assert await world.relay()() == 2
+async def test_the_relay_publishes_what_a_create_sent_and_then_removes_its_entry(
+    world: World,
+) -> None:
+    relay = world.relay()
+    create = CreateTask(world.steps, world.clock, world.ids, relay)
+    first = (await create(NewTaskRequest(title="a"))).task
+    second = (await create(NewTaskRequest(title="b"))).task
+    assert len(world.store.held) == 2  # held for this process, so no other relay sends them
+    assert await relay() == 2
+    await relay.close()  # the removal runs beside the next publishes: let it end
     assert world.queue.published == [Dispatch(first.id, 1), Dispatch(second.id, 1)]
     assert world.queue.queue(DISPATCH).qsize() == 2
-    assert world.store.outbox == []
-    assert await world.relay()() == 0
+    assert world.store.outbox == [] and world.store.held == {}
+    assert await relay() == 0
     assert len(world.queue.published) == 2
 
 
-async def test_the_relay_keeps_entries_the_broker_did_not_confirm(world: World) -> None:
-    await world.new_task("a")
-    await world.new_task("b")
-    pending = list(world.store.outbox)
+async def test_the_relay_moves_outbox_entries_to_the_publisher_when_told(world: World) -> None:
+    task = await world.new_task()
+    await world.process(FixedProcessor("boom"))(task.id)
+    await world.retry()(task.id, None, None)  # puts a dispatch in the outbox
+    relay = world.relay()
+    assert await relay() == 1  # the outbox is due at the first wake: nothing waits for a notify
+    assert await relay() == 0
+    relay.notify()
+    assert await relay() == 0
+    assert world.queue.published[-1] == Dispatch(task.id, 2)
+    assert world.store.outbox == []
+
+
+async def test_the_relay_hands_back_what_the_broker_did_not_confirm(world: World) -> None:
     broker = FailingPublisher()
+    failing = world.relay(broker)
+    create = CreateTask(world.steps, world.clock, world.ids, failing)
+    await create(NewTaskRequest(title="a"))
+    await create(NewTaskRequest(title="b"))
+    sent = [d for d, _ in world.store.held.values()]
     with pytest.raises(ServiceUnavailable):
-        await world.relay(broker)()
+        await failing()
     assert broker.attempts == 1
-    assert world.store.outbox == pending  # handed back at once, not held
+    assert world.store.outbox == sent and world.store.held == {}  # handed back at once
     assert await world.relay()() == 2
-    assert world.queue.published == pending
+    assert world.queue.published == sent
 
 
-async def test_entries_of_a_relay_that_died_mid_publish_are_sent_once_its_hold_is_over(
+async def test_entries_of_a_process_that_died_before_the_confirm_are_sent_once_its_hold_is_over(
     world: World,
 ) -> None:
-    await world.new_task("a")
-    async with world.store.unit_of_work() as uow:
-        held = await uow.outbox.take(10, hold=0.05)  # and then the process is gone
-        await uow.commit()
+    steps = InMemoryTaskStore(world.store, hold=0.05)
+    await CreateTask(steps, world.clock, world.ids, world.signal)(NewTaskRequest(title="a"))
+    held = dict(world.signal.sent)  # sent to a relay that died before publishing
     assert len(held) == 1
-    assert await world.relay()() == 0  # still held by the dead relay
+    relay = world.relay()
+    assert await relay() == 0  # still held by the dead process
     await asyncio.sleep(0.06)
-    assert await world.relay()() == 1
+    relay.notify()
+    assert await relay() == 1
+    await relay.close()
     assert world.queue.published == list(held.values())
     assert world.store.outbox == [] and world.store.held == {}
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from adapters.memory import InMemoryBroker, InMemoryStore
 from adapters.memory.backlog import InMemoryDispatchQueue
+from adapters.memory.steps import InMemoryTaskStore
 from application.create import CreateTask
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.messaging import DispatchPublisher, DispatchQueue
@@ -20,7 +21,6 @@ from application.queries import GetHistory, GetTask, ListTasks
 from application.redispatch import RedispatchLost
 from application.relay import RelayDispatches
 from application.stops import StopRequests
-from application.transactions import Transactions
 from domain.task import Task
 from tests.unit.fakes import CountingSignal, FixedProcessor, SequentialIds, SettableClock
 
@@ -39,13 +39,13 @@ class World:
 
     def __post_init__(self) -> None:
         self.store.on_cancel.append(self.stops.request)
+        self.steps = InMemoryTaskStore(self.store, hold=12.0)
 
     def create(self) -> CreateTask:
-        return CreateTask(Transactions(self.store.unit_of_work), self.clock, self.ids, self.signal)
+        return CreateTask(self.steps, self.clock, self.ids, self.signal)
 
     def process(self, processor: Processor | None = None, worker: str = "w1") -> ProcessTask:
-        return ProcessTask(Transactions(self.store.unit_of_work, wait_out_outages=True),
-                           processor or FixedProcessor(), self.clock, worker, LEASE,
+        return ProcessTask(self.steps, processor or FixedProcessor(), self.clock, worker, LEASE,
                            self.stops)
 
     def recover(self, max_attempts: int = 3) -> RecoverExpiredLeases:
@@ -61,13 +61,13 @@ class World:
                               QUIET, max_dispatches)
 
     def relay(self, publisher: DispatchPublisher | None = None) -> RelayDispatches:
-        return RelayDispatches(self.store.unit_of_work, publisher or self.queue, hold=12.0)
+        return RelayDispatches(self.steps, publisher or self.queue, hold=12.0)
 
     def retry(self) -> RetryTask:
-        return RetryTask(Transactions(self.store.unit_of_work), self.clock, self.signal)
+        return RetryTask(self.steps, self.clock, self.signal)
 
     def cancel(self) -> CancelTask:
-        return CancelTask(Transactions(self.store.unit_of_work), self.clock)
+        return CancelTask(self.steps, self.clock)
 
     def get(self) -> GetTask:
         return GetTask(self.store.unit_of_work)
@@ -81,6 +81,19 @@ class World:
     async def new_task(self, title: str = "t", **request: Any) -> Task:
         created = await self.create()(NewTaskRequest(title=title, **request))
         return created.task
+
+    async def relay_once(self) -> int:
+        """One round of a relay, its removals of confirmed entries done."""
+        relay = self.relay()
+        sent = await relay()
+        await relay.close()
+        return sent
+
+    async def publish_sent(self) -> None:
+        """Publish what creates sent at once and remove their entries, as the relay does."""
+        sent, self.signal.sent = self.signal.sent, {}
+        await self.queue.publish(list(sent.values()))
+        await self.steps.remove(sent.keys())
 
     def task(self, task_id: uuid.UUID) -> Task:
         return self.store.tasks[task_id]

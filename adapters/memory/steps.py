@@ -1,0 +1,75 @@
+"""TaskStore over the in-memory store: each call is a unit of work of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection
+from datetime import datetime
+
+import msgspec
+
+from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from application.model import Change, Claimed, Dispatch, NewTask, Stored
+from domain.status import TaskStatus
+from domain.task import Task, Transition
+
+
+class InMemoryTaskStore:
+    """What PostgresTaskStore does, one call at a time (the store's lock makes each atomic)."""
+
+    def __init__(self, store: InMemoryStore, *, hold: float,
+                 units: Callable[[], InMemoryUnitOfWork] | None = None) -> None:
+        self._s = store
+        self._hold = hold
+        self._units = units or store.unit_of_work
+
+    async def create(self, new: NewTask) -> Stored:
+        async with self._units() as uow:
+            stored = await uow.tasks.add(new.task, new.request)
+            if not stored.inserted:
+                return stored
+            await uow.tasks.record([Transition.between(None, new.task)])
+            entry = await uow.outbox.hold(Dispatch(new.task.id, 1, new.trace), self._hold)
+            await uow.commit()
+        return msgspec.structs.replace(stored, entry=entry)
+
+    async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
+                    lease_until: datetime) -> Claimed | TaskStatus | None:
+        async with self._units() as uow:
+            task = await uow.tasks.get(task_id)
+            if task is None or task.status is not TaskStatus.NEW:
+                return task.status if task is not None else None
+            claimed = task.claim(now=now, worker=worker, lease_until=lease_until)
+            await uow.tasks.compare_and_set_many([(task, claimed)])
+            await uow.tasks.record([Transition.between(task, claimed, worker=worker)])
+            await uow.commit()
+        return Claimed(claimed, waited_since=task.updated_at)
+
+    async def apply(self, change: Change) -> bool:
+        async with self._units() as uow:
+            if not await uow.tasks.compare_and_set_many([(change.old, change.new)]):
+                return False
+            await uow.tasks.record([change.step])
+            if change.dispatch is not None:
+                await uow.outbox.put([change.dispatch])
+            await uow.commit()
+        return True
+
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        return self._s.tasks.get(task_id)
+
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        async with self._units() as uow:
+            taken = await uow.outbox.take(limit, hold)
+            await uow.commit()
+        return taken
+
+    async def remove(self, entries: Collection[int]) -> None:
+        async with self._units() as uow:
+            await uow.outbox.remove(entries)
+            await uow.commit()
+
+    async def release(self, entries: Collection[int]) -> None:
+        async with self._units() as uow:
+            await uow.outbox.release(entries)
+            await uow.commit()

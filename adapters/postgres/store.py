@@ -1,0 +1,152 @@
+"""TaskStore on PostgreSQL: each step of a task's life is one statement in autocommit, and the
+calls that arrive together share it (adapters/batches.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg_pool
+
+from adapters.batches import Batcher
+from adapters.postgres.repository import cas_row, check_pairs, query
+from adapters.postgres.rows import as_json, insert_row, to_task
+from adapters.postgres.uow import translated
+from adapters.timeouts import PG_POOL_WAIT_SECONDS
+from application.backoff import retrying
+from application.model import Change, Claimed, Dispatch, NewTask, Stored
+from domain.status import TaskStatus
+from domain.task import Task
+
+#: Confirmed dispatches leave the outbox together, this often at most (seconds): until then a
+#: crash would only send them again, which workers ignore.
+REMOVE_EVERY = 0.1
+
+Claim = tuple[uuid.UUID, str, datetime, datetime]  # task id, worker, now, lease until
+
+
+class PostgresTaskStore:
+    """Creates and claims go as soon as no statement of their kind is under way; changes wait
+    `linger` seconds for company first (a worker's finishes: River's completer does the same),
+    and removals of confirmed dispatches REMOVE_EVERY."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any], *, hold: float,
+                 linger: float = 0.0, patient: bool = False) -> None:
+        self._pool = pool
+        self._hold = hold
+        self._patient = patient
+        self._creates = Batcher(self._create)
+        self._claims = Batcher(self._claim)
+        self._changes = Batcher(self._apply, linger=linger)
+        self._removals = Batcher(self._remove, linger=REMOVE_EVERY)
+
+    async def create(self, new: NewTask) -> Stored:
+        return await self._creates.submit(new)
+
+    async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
+                    lease_until: datetime) -> Claimed | TaskStatus | None:
+        return await self._claims.submit((task_id, worker, now, lease_until))
+
+    async def apply(self, change: Change) -> bool:
+        return await self._changes.submit(change)
+
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        rows = await self._fetch("select_tasks", {"ids": [task_id]})
+        return to_task(rows[0]) if rows else None
+
+    async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
+        rows = await self._fetch("outbox_take", {"limit": limit, "hold": hold})
+        return {row["id"]: Dispatch(row["task_id"], row["attempt"], row["trace_context"])
+                for row in sorted(rows, key=lambda row: row["id"])}
+
+    async def remove(self, entries: Collection[int]) -> None:
+        await self._removals.submit(list(entries))
+
+    async def release(self, entries: Collection[int]) -> None:
+        await self._fetch("outbox_release", {"ids": list(entries)}, rows=False)
+
+    async def _create(self, news: Sequence[NewTask]) -> list[Stored]:
+        """One statement for all; then one more for the keys that were taken already. Rows go
+        in (source, key) order: batches sharing keys then wait for each other, never deadlock."""
+        prints = [n.request.fingerprint() if n.request.idempotency_key is not None else None
+                  for n in news]
+        ordered = sorted(zip(news, prints, strict=True),
+                         key=lambda r: (r[0].task.source.value, r[0].request.idempotency_key or ""))
+        rows = [{**insert_row(n.task), "idempotency_key": n.request.idempotency_key,
+                 "fingerprint": p, "trace": n.trace} for n, p in ordered]
+        entries = {row["id"]: row["entry"] for row in await self._fetch(
+            "create_tasks", {"rows": as_json(rows), "hold": self._hold})}
+        taken = [n for n in news if n.task.id not in entries]
+        existing: dict[tuple[str, str], Stored] = {}
+        if taken:
+            for row in await self._fetch("select_by_keys", {
+                    "source": [n.task.source.value for n in taken],
+                    "key": [n.request.idempotency_key for n in taken]}):
+                key, fingerprint = row.pop("idempotency_key"), row.pop("fingerprint")
+                existing[(row["source"], key)] = Stored(to_task(row), fingerprint, inserted=False)
+        return [
+            Stored(n.task, p, inserted=True, entry=entries[n.task.id]) if n.task.id in entries
+            else existing[(n.task.source.value, n.request.idempotency_key or "")]
+            for n, p in zip(news, prints, strict=True)
+        ]
+
+    async def _claim(self, claims: Sequence[Claim]) -> list[Claimed | TaskStatus | None]:
+        """One statement per worker (a process has one) for every claim of the batch, at the
+        time of the latest: a task asked for twice is claimed once, for the first asker."""
+        found: dict[uuid.UUID, Claimed | TaskStatus] = {}
+        for worker in dict.fromkeys(c[1] for c in claims):
+            mine = [c for c in claims if c[1] == worker]
+            now, lease_until = max(c[2] for c in mine), max(c[3] for c in mine)
+            for row in await self._fetch("claim_tasks", {
+                    "ids": list(dict.fromkeys(c[0] for c in mine)), "worker": worker,
+                    "now": now, "lease_until": lease_until}):
+                since = row.pop("waited_since")
+                found[row["id"]] = (Claimed(to_task(row), since) if since is not None
+                                    else TaskStatus(row["status"]))
+        results: list[Claimed | TaskStatus | None] = []
+        for task_id, *_ in claims:
+            result = found.get(task_id)
+            results.append(result)
+            if isinstance(result, Claimed):
+                found[task_id] = result.task.status  # a second asker finds it claimed
+        return results
+
+    async def _apply(self, changes: Sequence[Change]) -> list[bool]:
+        """One statement per round: a task changed twice in the batch goes to a later round,
+        as if the calls had come one after the other."""
+        written = [False] * len(changes)
+        todo = list(range(len(changes)))
+        while todo:
+            first: dict[uuid.UUID, int] = {}
+            for i in todo:
+                first.setdefault(changes[i].old.id, i)
+            now = [changes[i] for i in first.values()]
+            check_pairs([(c.old, c.new) for c in now])
+            done = {row["id"] for row in await self._fetch("apply_changes", {
+                "rows": as_json([cas_row(c.old, c.new) for c in now]),
+                "steps": as_json([c.step for c in now]),
+                "dispatches": as_json([c.dispatch for c in now if c.dispatch is not None])})}
+            for task_id, i in first.items():
+                written[i] = task_id in done
+            todo = [i for i in todo if i not in first.values()]
+        return written
+
+    async def _remove(self, batches: Sequence[list[int]]) -> list[None]:
+        await self._fetch("outbox_remove", {"ids": [e for b in batches for e in b]}, rows=False)
+        return [None] * len(batches)
+
+    async def _fetch(self, name: str, params: dict[str, Any], *,
+                     rows: bool = True) -> list[dict[str, Any]]:
+        """One statement on a pooled connection, in autocommit: its own transaction. A patient
+        store waits an outage out (the worker's: its steps have nobody to answer 503 to)."""
+        if self._patient:
+            return await retrying(lambda: self._once(name, params, rows), name)
+        return await self._once(name, params, rows)
+
+    async def _once(self, name: str, params: dict[str, Any],
+                    rows: bool) -> list[dict[str, Any]]:
+        async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
+            cur = await conn.execute(query(name), params)
+            return await cur.fetchall() if rows else []
