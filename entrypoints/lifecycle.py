@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import structlog
 
-from adapters.postgres.events import hear_cancels
+from adapters.postgres.cancels import hear_cancels
 from adapters.queues import CREATE, DISPATCH
 from application.backoff import Backoff
 from entrypoints.container import Container, init_resources, shutdown_resources
@@ -58,7 +58,8 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         broker = container.broker()
         loops = Background()
         stack.push_async_callback(loops.stop)
-        # every process that writes the outbox also drains it
+        # every process that writes the outbox publishes its own dispatches at once (a create's
+        # send), and the outbox's when told (retries, recoveries) or every relay interval
         loops.start(relay_loop(container.relay(), settings.relay_interval_seconds), "relay")
         loops.start(report_readiness(container.readiness()), "readiness")
         if roles.streams:
@@ -67,7 +68,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                         "throughput")
         listener = container.listener()
         if listener is not None:  # None on in-memory adapters: the store tells its hooks
-            if roles.worker:
+            if roles.worker:  # NOTIFY by the trigger tasks_cancel_notify (migration 0002)
                 hear_cancels(listener, container.stops())
             loops.start(listener.run(), "listener")
         consumers: list[tuple[str, int, Inflight]] = []

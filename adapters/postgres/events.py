@@ -18,12 +18,12 @@ from adapters.postgres.statements import statement
 from adapters.postgres.uow import translated
 from adapters.timeouts import PG_POOL_WAIT_SECONDS
 from application.model import ORIGIN, Event, EventId
-from application.stops import StopRequests
 from application.watch import wakeups
 from domain.task import Task, Transition
 
+#: notified once per transaction that wrote history: by the trigger `task_history_notify` on
+#: task_history (migration 0002), with the transaction id as payload
 EVENTS = "task_events"
-CANCELS = "task_cancels"
 _TRANSITION = tuple(Transition.__struct_fields__)
 _BY_TASK = "h.task_id = %(task_id)s"
 
@@ -127,14 +127,3 @@ class PostgresEventLog:
             row = await (await conn.execute(_q("events_last"), {
                 "task_id": task_id, "horizon": horizon})).fetchone()
         return to_event(row) if row else None
-
-
-def hear_cancels(listener: PostgresListener, stops: StopRequests) -> None:
-    """Cancels asked for running tasks reach this process's StopRequests."""
-
-    def hear(payload: str | None) -> None:
-        if payload:
-            task_id, attempt = payload.split()
-            stops.request((uuid.UUID(task_id), int(attempt)))
-
-    listener.on(CANCELS, hear)

@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.postgres.events import CANCELS, PostgresEventLog, hear_cancels
+from adapters.postgres.cancels import CANCELS, hear_cancels
+from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
 from application.model import ORIGIN
 from application.stops import StopRequests
