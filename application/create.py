@@ -41,9 +41,10 @@ class CreateTask:
         self._tracer = tracer
 
     async def __call__(self, request: NewTaskRequest) -> Created:
+        now = self._clock.now()
         task = Task.create(id=self._ids.new_id(), title=request.title,
                            description=request.description, payload=request.payload,
-                           source=request.source, now=self._clock.now())
+                           source=request.source, now=now, run_at=request.start(now))
         trace = self._tracer.current()
         stored = await self._tasks.create(NewTask(task, request, trace))
         task_id = str(stored.task.id)
@@ -51,7 +52,8 @@ class CreateTask:
             if stored.entry is not None:
                 self._dispatcher.send(stored.entry, Dispatch(task.id, 1, trace))
             self._metrics.created(task.source)
-            log.info("task_created", task_id=task_id, source=task.source)
+            log.info("task_created", task_id=task_id, source=task.source,
+                     **({"run_at": task.run_at.isoformat()} if task.run_at else {}))
             return Created(stored.task, replayed=False)
         if stored.fingerprint != request.fingerprint():
             log.info("task_create_conflict", task_id=task_id, key=request.idempotency_key)

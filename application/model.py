@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -22,13 +22,23 @@ class NewTaskRequest(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     source: TaskSource = TaskSource.API
     idempotency_key: str | None = None
+    #: when it may start: at `run_at`, or `delay_seconds` after its creation (not both)
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
 
     def fingerprint(self) -> str:
-        """Stable digest of what the client asked for, to tell a replay from a conflict."""
-        body = msgspec.json.encode(
-            [self.title, self.description, self.payload], order="sorted"
-        )
-        return hashlib.sha256(body).hexdigest()
+        """Stable digest of what the client asked for, to tell a replay from a conflict (a
+        request without a schedule digests as it always has)."""
+        asked: list[object] = [self.title, self.description, self.payload]
+        if self.run_at is not None or self.delay_seconds is not None:
+            asked += [self.run_at, self.delay_seconds]
+        return hashlib.sha256(msgspec.json.encode(asked, order="sorted")).hexdigest()
+
+    def start(self, created_at: datetime) -> datetime | None:
+        """The task's `run_at`: as given, or `delay_seconds` after `created_at`."""
+        if self.delay_seconds is not None:
+            return created_at + timedelta(seconds=self.delay_seconds)
+        return self.run_at
 
 
 class Stored(msgspec.Struct, frozen=True):

@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 import structlog
 
 from application.model import Change, Claimed
+from application.pause import AGAIN_IN_A_SECOND, DispatchPaused, Resumption
 from application.ports import Clock, Processor, TaskStore
 from application.stops import StopRequests
 from application.telemetry import NO_METRICS, NO_TRACING, Metrics, Tracer
 from application.until import until_set
+from domain.status import TaskStatus
 from domain.task import Task, Transition
 
 log = structlog.get_logger(__name__)
@@ -48,10 +50,12 @@ class ProcessTask:
         lease: timedelta,
         stops: StopRequests,
         *,
+        pause: Resumption = AGAIN_IN_A_SECOND,
         metrics: Metrics = NO_METRICS,
         tracer: Tracer = NO_TRACING,
     ) -> None:
         self._tasks = tasks
+        self._pause = pause
         self._processor = processor
         self._clock = clock
         self._worker = worker_id
@@ -61,10 +65,8 @@ class ProcessTask:
         self._tracer = tracer
 
     async def __call__(self, task_id: uuid.UUID) -> Outcome:
-        now = self._clock.now()
         with self._tracer.span("task.claim", task_id):
-            claim = await self._tasks.claim(task_id, worker=self._worker, now=now,
-                                            lease_until=now + self._lease)
+            claim = await self._claim(task_id)
         if claim is None:
             return Outcome.MISSING
         if not isinstance(claim, Claimed):
@@ -95,6 +97,18 @@ class ProcessTask:
             attempt=claimed.attempts,
         )
         return Outcome.FINISHED if done else Outcome.LOST
+
+    async def _claim(self, task_id: uuid.UUID) -> Claimed | TaskStatus | None:
+        """While dispatch is paused, the claim waits for the resume, holding its delivery: the
+        task stays `new` and spends nothing (no attempt, no redelivery)."""
+        while True:
+            now = self._clock.now()
+            try:
+                return await self._tasks.claim(task_id, worker=self._worker, now=now,
+                                               lease_until=now + self._lease)
+            except DispatchPaused:
+                log.info("claim_waits_for_resume", task_id=str(task_id))
+                await self._pause.resumed()
 
     async def _work(self, claimed: Task, stop: asyncio.Event) -> str | Stopped | None:
         """The processor's verdict: None for success, else why it failed; or Stopped when an

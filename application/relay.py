@@ -30,13 +30,15 @@ class RelayDispatches:
     """
 
     def __init__(self, store: TaskStore, publisher: DispatchPublisher, *,
-                 hold: float, batch: int = 500) -> None:
+                 hold: float, every: float = 0.5, batch: int = 500) -> None:
         self._store = store
         self._publisher = publisher
         self._hold = hold
+        self._every = every
         self._batch = batch
         self._ready: dict[int, Dispatch] = {}
         self._outbox_due = True
+        self._looked = 0.0  # when the outbox was last looked at (the loop's clock)
         self._wake = asyncio.Event()
         self._removing: set[asyncio.Task[None]] = set()
 
@@ -48,12 +50,11 @@ class RelayDispatches:
         self._outbox_due = True
         self._wake.set()
 
-    async def wait(self, every: float) -> None:
-        """Until something is to be sent, or `every` seconds passed (then the outbox is due)."""
-        try:
-            await asyncio.wait_for(self._wake.wait(), every)
-        except TimeoutError:
-            self._outbox_due = True
+    async def wait(self) -> None:
+        """Until something is to be sent, or the outbox is due (every `every` seconds: what
+        an outage handed back, a dead process's entries, scheduled tasks that came due)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._every)
         self._wake.clear()
 
     async def __call__(self) -> int:
@@ -62,8 +63,9 @@ class RelayDispatches:
         if self._ready:
             ready, self._ready = self._ready, {}
             sent += await self._publish(ready)
-        if self._outbox_due:
-            self._outbox_due = False
+        now = asyncio.get_running_loop().time()
+        if self._outbox_due or now - self._looked >= self._every:
+            self._outbox_due, self._looked = False, now
             while taken := await self._store.take(self._batch, self._hold):
                 sent += await self._publish(taken)
         return sent

@@ -45,6 +45,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     cancel_request: CancelRequest | None = None
+    #: the earliest it may start (None: at once); set at creation
+    run_at: datetime | None = None
 
     @classmethod
     def create(
@@ -56,6 +58,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         payload: dict[str, Any],
         source: TaskSource,
         now: datetime,
+        run_at: datetime | None = None,
     ) -> Task:
         return cls(
             id=id,
@@ -68,6 +71,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             source=source,
             created_at=now,
             updated_at=now,
+            run_at=run_at,
         )
 
     def _move(self, to: TaskStatus, **changes: Any) -> Task:
@@ -75,8 +79,14 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidTransition(self.id, self.status, to)
         return msgspec.structs.replace(self, status=to, **changes)
 
+    def due(self, now: datetime) -> bool:
+        """Whether it may start at `now` (its `run_at` has come, or it has none)."""
+        return self.run_at is None or self.run_at <= now
+
     def claim(self, *, now: datetime, worker: str, lease_until: datetime) -> Task:
         """A worker takes the task: one more attempt, leased to that worker until renewed."""
+        if not self.due(now):
+            raise InvalidTransition(self.id, self.status, TaskStatus.IN_PROGRESS)
         return self._move(
             TaskStatus.IN_PROGRESS,
             attempts=self.attempts + 1,

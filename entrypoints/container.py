@@ -18,9 +18,10 @@ from adapters.memory import InMemoryBroker, InMemoryStore, InMemoryUnitOfWork
 from adapters.memory.backlog import InMemoryDispatchQueue
 from adapters.memory.deadletters import InMemoryDeadLetters
 from adapters.memory.events import InMemoryEventLog
-from adapters.memory.steps import InMemoryTaskStore
+from adapters.memory.steps import InMemoryPauseSwitch, InMemoryTaskStore
 from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
+from adapters.postgres.pause import PostgresPauseSwitch
 from adapters.postgres.pool import PostgresProbe, make_pool, open_pool
 from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
@@ -36,6 +37,7 @@ from application.gauges import ReadGauges
 from application.health import CheckReadiness
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.operator import CancelTask, RetryTask
+from application.pause import ReadDispatch, SwitchDispatch
 from application.process import ProcessTask
 from application.queries import GetHistory, GetTask, ListTasks
 from application.redispatch import RedispatchLost
@@ -116,10 +118,15 @@ class Container(containers.DeclarativeContainer):
     event_log = providers.Singleton(PostgresEventLog, pool, listener)
     watch = providers.Singleton(WatchTasks, event_log, stopping=stopping)
     stops = providers.Singleton(StopRequests)
+    #: dispatch paused or not (a resume is heard through the LISTEN connection)
+    pause = providers.Singleton(PostgresPauseSwitch, pool, listener)
+    switch_dispatch = providers.Singleton(SwitchDispatch, pause, clock)
+    read_dispatch = providers.Singleton(ReadDispatch, pause)
 
     #: this process's counts, in prometheus-client's registry (or its multiprocess files)
     metrics = providers.Singleton(PrometheusMetrics)
-    relay = providers.Singleton(RelayDispatches, store, broker, hold=OUTBOX_HOLD_SECONDS)
+    relay = providers.Singleton(RelayDispatches, store, broker, hold=OUTBOX_HOLD_SECONDS,
+                                every=settings.provided.relay_interval_seconds)
     create_task = providers.Singleton(CreateTask, store, clock, ids, relay,
                                       metrics=metrics, tracer=tracer)
     retry_task = providers.Singleton(RetryTask, store, clock, relay, tracer=tracer)
@@ -137,7 +144,7 @@ class Container(containers.DeclarativeContainer):
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     process_task = providers.Singleton(
-        ProcessTask, worker_store, processor, clock, worker_id, lease, stops,
+        ProcessTask, worker_store, processor, clock, worker_id, lease, stops, pause=pause,
         metrics=metrics, tracer=tracer,
     )
     renew_leases = providers.Singleton(RenewLeases, uow.provider, clock, worker_id, lease, stops)
@@ -166,6 +173,7 @@ def use_memory(container: Container) -> InMemoryBroker:
     container.store.override(providers.Singleton(InMemoryTaskStore, store,
                                                  hold=OUTBOX_HOLD_SECONDS))
     container.worker_store.override(container.store)
+    container.pause.override(providers.Singleton(InMemoryPauseSwitch, store))
     container.broker.override(providers.Object(broker))
     container.broker_open.override(providers.Object(None))
     container.pool_open.override(providers.Object(None))

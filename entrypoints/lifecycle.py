@@ -60,7 +60,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         stack.push_async_callback(loops.stop)
         # every process that writes the outbox publishes its own dispatches at once (a create's
         # send), and the outbox's when told (retries, recoveries) or every relay interval
-        loops.start(relay_loop(container.relay(), settings.relay_interval_seconds), "relay")
+        loops.start(relay_loop(container.relay()), "relay")
         loops.start(report_readiness(container.readiness()), "readiness")
         if roles.streams:
             loops.start(container.watch().run(), "watch")
@@ -70,6 +70,7 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
         if listener is not None:  # None on in-memory adapters: the store tells its hooks
             if roles.worker:  # NOTIFY by the trigger tasks_cancel_notify (migration 0002)
                 hear_cancels(listener, container.stops())
+                container.pause()  # hears dispatch_state_notify (0010): made before it listens
             loops.start(listener.run(), "listener")
         consumers: list[tuple[str, int, Inflight]] = []
         if roles.worker:

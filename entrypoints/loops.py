@@ -18,13 +18,13 @@ log = structlog.get_logger(__name__)
 _said = Throttle(30.0)
 
 
-async def relay_loop(relay: RelayDispatches, every_seconds: float) -> None:
+async def relay_loop(relay: RelayDispatches) -> None:
     """Publish what a commit of this process sent at once, and what waits in the outbox when
-    told or every `every_seconds` as a backstop."""
+    told or when due (see RelayDispatches)."""
     backoff = Backoff()
     try:
         while True:
-            await relay.wait(every_seconds)
+            await relay.wait()
             try:
                 while (sent := await relay()) > 0:
                     log.debug("dispatches_relayed", count=sent)

@@ -40,7 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redispatch_seconds: Annotated[float, msgspec.Meta(ge=1, le=DAY)] = 60.0
     max_attempts: Positive = 3
     shutdown_grace_seconds: Seconds = 20.0
-    relay_interval_seconds: Interval = 1.0
+    #: how often the outbox is looked at (a scheduled task is dispatched within this of its
+    #: run_at): a create's own dispatch does not wait for it
+    relay_interval_seconds: Interval = 0.5
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     intake_enabled: bool = True
     intake_prefetch: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 200

@@ -15,6 +15,14 @@ from domain.task import Task, Transition
 
 #: How deeply a payload may nest objects and arrays (the payload object itself is level 1).
 MAX_PAYLOAD_DEPTH = 100
+#: The longest delay a create may ask for: a year.
+MAX_DELAY_SECONDS = 31_536_000
+_DATE = ("((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)"
+         "|(0[13578]|1[02])-31)")
+#: An RFC 3339 time with an offset, in years 1900-2999, that is a real day (February 29 is
+#: left out: the pattern does not count leap years): what `run_at` accepts, exactly.
+RFC3339 = (rf"^(19|2[0-9])[0-9]{{2}}-{_DATE}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+           r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 
 
 class Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -46,18 +54,47 @@ class TaskIn(Wire):
                      "U+0000 included).",
                      examples=[{"image_id": 42, "width": 640}]),
     ] = msgspec.field(default_factory=dict)
+    run_at: Annotated[str, msgspec.Meta(
+        description="Start no earlier than this (RFC 3339 with an offset); in the past means "
+        "now. Not together with `delay_seconds`.",
+        examples=["2026-12-24T18:00:00+01:00"],
+        pattern=RFC3339, extra_json_schema={"format": "date-time"})] | None = None
+    delay_seconds: Annotated[float, msgspec.Meta(
+        ge=0, le=MAX_DELAY_SECONDS, description="Start no earlier than this many seconds "
+        "after creation (fractions allowed). Not together with `run_at`.")] | None = None
 
     def to_request(self, source: TaskSource, idempotency_key: str | None) -> NewTaskRequest:
         _no_nul(self.title)
         _no_nul(self.description)
         _not_too_deep(self.payload)
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise InvalidInput("give run_at or delay_seconds, not both")
         return NewTaskRequest(
             title=self.title,
             description=self.description,
             payload=self.payload,
             source=source,
             idempotency_key=idempotency_key,
+            run_at=_moment(self.run_at, "run_at"),
+            delay_seconds=self.delay_seconds,
         )
+
+
+def _moment(text: str | None, field: str) -> datetime | None:
+    """An RFC 3339 time with its offset (a string on the wire: Litestar's lax decoding would
+    take a number for a time)."""
+    if text is None:
+        return None
+    try:
+        moment = _decode_time(text.encode() if text.startswith('"') else f'"{text}"'.encode())
+    except msgspec.DecodeError:
+        raise InvalidInput(f"{field} is not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{field} needs an offset (for example 2026-12-24T18:00:00Z)")
+    return moment
+
+
+_decode_time = msgspec.json.Decoder(datetime).decode
 
 
 def _no_nul(text: str | None) -> None:
@@ -98,6 +135,8 @@ class TaskOut(Wire):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    run_at: Annotated[datetime | None, msgspec.Meta(
+        description="When it may start at the earliest; null when it was not scheduled.")]
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -107,6 +146,7 @@ class TaskOut(Wire):
             created_at=task.created_at.astimezone(UTC),
             updated_at=task.updated_at.astimezone(UTC),
             started_at=_utc(task.started_at), finished_at=_utc(task.finished_at),
+            run_at=_utc(task.run_at),
         )
 
 

@@ -8,11 +8,13 @@
 -- as JSON text) and `{insert_shape}` come from the one column table in adapters/postgres/rows.py.
 -- A task's creation in one statement: the task, its `created` history row and its first
 -- dispatch, for every row given (all or none). Rows whose idempotency key is taken are not
--- inserted, and get no history or dispatch (select_by_keys finds the stored task). The
--- dispatch entry is held by its creator for `hold` seconds (it publishes it at once, see
--- outbox_take); the statement returns each inserted task's id with its entry.
+-- inserted, and get no history or dispatch (select_by_keys finds the stored task). A task due
+-- now has its dispatch entry held by its creator for `hold` seconds (it publishes it at once,
+-- see outbox_take) and returned as `entry`; a scheduled one's waits in the outbox until its
+-- `run_at` (`entry` null: nobody sends it before).
 WITH r AS MATERIALIZED (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape}, trace text)
+    SELECT *, run_at IS NULL OR run_at <= now() AS due
+    FROM json_to_recordset(%(rows)s::json) AS r ({insert_shape}, trace text)
 ), task AS (
     INSERT INTO tasks ({inserted})
     SELECT {insert_values} FROM r
@@ -21,11 +23,15 @@ WITH r AS MATERIALIZED (
 ), history AS (
     INSERT INTO task_history (task_id, from_status, to_status, at, attempt)
     SELECT id, NULL, status, created_at, 0 FROM task
+), entry AS (
+    INSERT INTO dispatch_outbox (task_id, attempt, trace_context, held_until)
+    SELECT task.id, 1, r.trace,
+           CASE WHEN r.due THEN now() + make_interval(secs => %(hold)s) ELSE r.run_at END
+    FROM task JOIN r USING (id)
+    RETURNING task_id, id
 )
-INSERT INTO dispatch_outbox (task_id, attempt, trace_context, held_until)
-SELECT task.id, 1, r.trace, now() + make_interval(secs => %(hold)s)
-FROM task JOIN r USING (id)
-RETURNING task_id AS id, id AS entry;
+SELECT entry.task_id AS id, CASE WHEN r.due THEN entry.id END AS entry
+FROM entry JOIN r ON r.id = entry.task_id;
 
 -- name: select_by_keys
 SELECT {columns}, fingerprint, idempotency_key FROM tasks
@@ -63,14 +69,19 @@ WHERE t.id = ANY(ARRAY(SELECT id FROM locked))
 RETURNING t.id;
 
 -- name: claim_tasks
--- `new -> in_progress` for every task of `ids` still `new`, with its history row, in one
--- statement: one more attempt, leased to `worker` until `lease_until` (the domain's
--- Task.claim). Rows are locked in id order (as compare_and_set_many does). Each claimed task
--- comes back with `waited_since`, when it became `new`; the tasks of `ids` that were not `new`
--- come back too, unchanged, with `waited_since` null.
-WITH locked AS MATERIALIZED (
+-- `new -> in_progress` for every task of `ids` still `new` and due (`run_at` passed, by the
+-- database's clock, as the relay's), with its
+-- history row, in one statement: one more attempt, leased to `worker` until `lease_until` (the
+-- domain's Task.claim). Nothing while dispatch is paused. Rows are locked in id order (as
+-- compare_and_set_many does). Each claimed task comes back with `waited_since`, when it became
+-- `new`; the tasks of `ids` that were not claimed come back too, unchanged, with
+-- `waited_since` null; every row says whether dispatch is paused.
+WITH state AS MATERIALIZED (
+    SELECT paused FROM dispatch_state
+), locked AS MATERIALIZED (
     SELECT id, updated_at AS waited_since FROM tasks
     WHERE id = ANY(%(ids)s::uuid[]) AND status = 'new'
+      AND (run_at IS NULL OR run_at <= now()) AND NOT (SELECT paused FROM state)
     ORDER BY id FOR NO KEY UPDATE
 ), claimed AS (
     UPDATE tasks t
@@ -82,9 +93,10 @@ WITH locked AS MATERIALIZED (
     INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, started_at)
     SELECT id, 'new', 'in_progress', %(now)s, attempts, %(worker)s, %(now)s FROM claimed
 )
-SELECT {columns}, waited_since FROM claimed JOIN locked USING (id)
+SELECT {columns}, waited_since, (SELECT paused FROM state) AS paused
+FROM claimed JOIN locked USING (id)
 UNION ALL
-SELECT {columns}, NULL FROM tasks
+SELECT {columns}, NULL, (SELECT paused FROM state) FROM tasks
 WHERE id = ANY(%(ids)s::uuid[]) AND id NOT IN (SELECT id FROM claimed);
 
 -- name: apply_changes
@@ -210,8 +222,8 @@ SELECT * FROM json_to_recordset(%(rows)s::json) AS r (task_id uuid, attempt int,
 -- until `held_until` has passed (see migration 0008). outbox_remove deletes them once RabbitMQ
 -- has confirmed; outbox_release hands them back at once when it did not.
 UPDATE dispatch_outbox o SET held_until = now() + make_interval(secs => %(hold)s)
-FROM (SELECT id FROM dispatch_outbox WHERE held_until IS NULL OR held_until < now()
-      ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS free
+FROM (SELECT id FROM dispatch_outbox WHERE held_until < now()
+      ORDER BY held_until, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS free
 WHERE o.id = free.id
 RETURNING o.id, o.task_id, o.attempt, o.trace_context;
 
@@ -219,7 +231,7 @@ RETURNING o.id, o.task_id, o.attempt, o.trace_context;
 DELETE FROM dispatch_outbox WHERE id = ANY(%(ids)s);
 
 -- name: outbox_release
-UPDATE dispatch_outbox SET held_until = NULL WHERE id = ANY(%(ids)s);
+UPDATE dispatch_outbox SET held_until = '-infinity' WHERE id = ANY(%(ids)s);
 
 -- name: ping
 SELECT 1;
@@ -266,3 +278,12 @@ WHERE status IN ('completed', 'error') AND finished_at < %(cutoff)s;
 -- name: schema_versions
 -- The migrations applied to this database (adapters/postgres/migrate.py writes the ledger).
 SELECT version FROM schema_migrations;
+
+-- name: dispatch_state
+SELECT paused, since, actor, reason FROM dispatch_state;
+
+-- name: dispatch_switch
+-- Pause or resume dispatch for every process (the trigger dispatch_state_notify tells them).
+UPDATE dispatch_state SET paused = %(paused)s, since = %(since)s, actor = %(actor)s,
+                          reason = %(reason)s
+RETURNING paused, since, actor, reason;

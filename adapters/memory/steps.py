@@ -10,6 +10,7 @@ import msgspec
 
 from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
 from application.model import Change, Claimed, Dispatch, NewTask, Stored
+from application.pause import DispatchPaused, DispatchState
 from domain.status import TaskStatus
 from domain.task import Task, Transition
 
@@ -29,16 +30,23 @@ class InMemoryTaskStore:
             if not stored.inserted:
                 return stored
             await uow.tasks.record([Transition.between(None, new.task)])
-            entry = await uow.outbox.hold(Dispatch(new.task.id, 1, new.trace), self._hold)
+            task = new.task
+            due = task.due(task.created_at)
+            later = 0.0 if due or task.run_at is None else (
+                task.run_at - task.created_at).total_seconds()
+            entry = await uow.outbox.hold(Dispatch(task.id, 1, new.trace),
+                                          self._hold if due else later)
             await uow.commit()
-        return msgspec.structs.replace(stored, entry=entry)
+        return msgspec.structs.replace(stored, entry=entry if due else None)
 
     async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
                     lease_until: datetime) -> Claimed | TaskStatus | None:
         async with self._units() as uow:
             task = await uow.tasks.get(task_id)
-            if task is None or task.status is not TaskStatus.NEW:
+            if task is None or task.status is not TaskStatus.NEW or not task.due(now):
                 return task.status if task is not None else None
+            if self._s.dispatch.paused:
+                raise DispatchPaused()
             claimed = task.claim(now=now, worker=worker, lease_until=lease_until)
             await uow.tasks.compare_and_set_many([(task, claimed)])
             await uow.tasks.record([Transition.between(task, claimed, worker=worker)])
@@ -73,3 +81,24 @@ class InMemoryTaskStore:
         async with self._units() as uow:
             await uow.outbox.release(entries)
             await uow.commit()
+
+
+class InMemoryPauseSwitch:
+    """The PauseSwitch of the in-memory store."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._s = store
+
+    async def state(self) -> DispatchState:
+        return self._s.dispatch
+
+    async def switch(self, state: DispatchState) -> DispatchState:
+        self._s.dispatch = state
+        if state.paused:
+            self._s.running.clear()
+        else:
+            self._s.running.set()
+        return state
+
+    async def resumed(self) -> None:
+        await self._s.running.wait()

@@ -12,6 +12,7 @@ from typing import Self
 
 from adapters.memory.tasks import InMemoryTasks
 from application.model import Dispatch
+from application.pause import DispatchState
 from domain.task import Task, Transition
 
 
@@ -34,6 +35,10 @@ class InMemoryStore:
         self.redispatched: dict[uuid.UUID, tuple[int, datetime]] = {}
         self.lock = asyncio.Lock()
         self.commits = 0
+        #: dispatch paused or not, and an event set while it is not
+        self.dispatch = DispatchState(paused=False)
+        self.running = asyncio.Event()
+        self.running.set()
         #: told after each commit that recorded history, and of each cancel asked for a claim
         self.on_history: list[Callable[[], None]] = []
         self.on_cancel: list[Callable[[tuple[uuid.UUID, int]], None]] = []

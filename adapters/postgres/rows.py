@@ -20,7 +20,7 @@ TASK_COLUMNS: dict[str, str] = {
     "status": "text", "attempts": "int", "error": "text", "source": "text",
     "created_at": "timestamptz", "updated_at": "timestamptz", "started_at": "timestamptz",
     "finished_at": "timestamptz", "lease_owner": "text", "lease_expires_at": "timestamptz",
-    "cancel_request": "jsonb",
+    "cancel_request": "jsonb", "run_at": "timestamptz",
 }
 #: Columns stored as another type than the one they travel as: a payload travels as its own
 #: JSON text (a string inside the rows' JSON) and is stored as `json`, kept as written. Sent
@@ -28,7 +28,7 @@ TASK_COLUMNS: dict[str, str] = {
 #: `\u0000` in one cannot become text (migration 0007).
 STORED_AS = {"payload": "json"}
 #: Set once at creation; a compare-and-set writes every other column.
-IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at")
+IMMUTABLE = ("id", "title", "description", "payload", "source", "created_at", "run_at")
 MUTABLE = tuple(c for c in TASK_COLUMNS if c not in IMMUTABLE)
 #: What a compare-and-set compares: the row must still be as the caller read it.
 COMPARED = ("status", "attempts", "lease_owner")

@@ -17,6 +17,7 @@ from adapters.postgres.uow import translated
 from adapters.timeouts import PG_POOL_WAIT_SECONDS
 from application.backoff import retrying
 from application.model import Change, Claimed, Dispatch, NewTask, Stored
+from application.pause import DispatchPaused
 from domain.status import TaskStatus
 from domain.task import Task
 
@@ -25,6 +26,7 @@ from domain.task import Task
 REMOVE_EVERY = 0.1
 
 Claim = tuple[uuid.UUID, str, datetime, datetime]  # task id, worker, now, lease until
+Outcome = Claimed | TaskStatus | DispatchPaused | None
 
 
 class PostgresTaskStore:
@@ -47,7 +49,10 @@ class PostgresTaskStore:
 
     async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
                     lease_until: datetime) -> Claimed | TaskStatus | None:
-        return await self._claims.submit((task_id, worker, now, lease_until))
+        result = await self._claims.submit((task_id, worker, now, lease_until))
+        if isinstance(result, DispatchPaused):
+            raise result
+        return result
 
     async def apply(self, change: Change) -> bool:
         return await self._changes.submit(change)
@@ -92,20 +97,21 @@ class PostgresTaskStore:
             for n, p in zip(news, prints, strict=True)
         ]
 
-    async def _claim(self, claims: Sequence[Claim]) -> list[Claimed | TaskStatus | None]:
+    async def _claim(self, claims: Sequence[Claim]) -> list[Outcome]:
         """One statement per worker (a process has one) for every claim of the batch, at the
         time of the latest: a task asked for twice is claimed once, for the first asker."""
-        found: dict[uuid.UUID, Claimed | TaskStatus] = {}
+        found: dict[uuid.UUID, Outcome] = {}
         for worker in dict.fromkeys(c[1] for c in claims):
             mine = [c for c in claims if c[1] == worker]
             now, lease_until = max(c[2] for c in mine), max(c[3] for c in mine)
             for row in await self._fetch("claim_tasks", {
                     "ids": list(dict.fromkeys(c[0] for c in mine)), "worker": worker,
                     "now": now, "lease_until": lease_until}):
-                since = row.pop("waited_since")
+                since, paused = row.pop("waited_since"), row.pop("paused")
                 found[row["id"]] = (Claimed(to_task(row), since) if since is not None
+                                    else DispatchPaused() if paused and row["status"] == "new"
                                     else TaskStatus(row["status"]))
-        results: list[Claimed | TaskStatus | None] = []
+        results: list[Outcome] = []
         for task_id, *_ in claims:
             result = found.get(task_id)
             results.append(result)

@@ -23,6 +23,7 @@ from entrypoints.http.access import (
 )
 from entrypoints.http.asyncapi import ROUTES as ASYNCAPI_ROUTES
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
+from entrypoints.http.docs import document_body_rules
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
@@ -121,6 +122,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     )
     if not keys:
         document_open_access(app.openapi_schema)
+    document_body_rules(app.openapi_schema)
     return app
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
+    OpenAPI,
     OpenAPIHeader,
     OpenAPIResponse,
     OpenAPIType,
@@ -96,6 +97,28 @@ class DocumentedOperation(Operation):
             for name, header in (response.headers or {}).items():
                 if isinstance(header, OpenAPIHeader) and header.schema is None:
                     header.schema = HEADER_SCHEMAS.get(name, Schema(type=OpenAPIType.STRING))
+
+
+#: Body fields that exclude each other, by component: the document says so (`not` both
+#: required), so that no body it allows is refused.
+EXCLUSIVE: dict[str, tuple[str, ...]] = {"TaskIn": ("run_at", "delay_seconds")}
+#: Lower bounds of 0 that Litestar leaves out of a field's schema (it drops a falsy `ge`).
+ZERO_MINIMUM: dict[str, tuple[str, ...]] = {"TaskIn": ("delay_seconds",)}
+
+
+def document_body_rules(document: OpenAPI) -> None:
+    """What the wire types refuse that Litestar's schemas do not say (see the tables above)."""
+    schemas = (document.components.schemas or {}) if document.components else {}
+    for name, exclusive in EXCLUSIVE.items():
+        schema = schemas.get(name)
+        if isinstance(schema, Schema):
+            schema.schema_not = Schema(required=list(exclusive))
+    for name, fields in ZERO_MINIMUM.items():
+        schema = schemas.get(name)
+        for field in fields:
+            prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
+            if isinstance(prop, Schema):
+                prop.minimum = 0
 
 
 def _accepts_null(body: RequestBody) -> bool:

@@ -19,7 +19,7 @@ from entrypoints.settings import Settings
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TASK_FIELDS = {
     "id", "title", "description", "payload", "status", "attempts", "error", "source",
-    "created_at", "updated_at", "started_at", "finished_at",
+    "created_at", "updated_at", "started_at", "finished_at", "run_at",
 }
 
 
