@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 import msgspec
 import structlog
 
@@ -60,3 +63,56 @@ class CreateTask:
             raise IdempotencyConflict(request.idempotency_key or "")
         log.info("task_create_replayed", task_id=task_id)
         return Created(stored.task, replayed=True)
+
+
+class CreateTasks:
+    """Many tasks in one transaction, all or none, each with its history entry and dispatch
+    (published at once, as CreateTask does). An idempotency key covers the whole batch: item
+    `i` is stored under `key#i` with the digest of the whole batch, so the same key with the
+    same batch returns the same tasks, and with any other batch is a conflict."""
+
+    def __init__(
+        self, tasks: TaskStore, clock: Clock, ids: IdSource, dispatcher: Dispatcher,
+        *, metrics: Metrics = NO_METRICS, tracer: Tracer = NO_TRACING,
+    ) -> None:
+        self._tasks = tasks
+        self._clock = clock
+        self._ids = ids
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._tracer = tracer
+
+    async def __call__(self, requests: Sequence[NewTaskRequest],
+                       key: str | None) -> CreatedMany:
+        now, trace = self._clock.now(), self._tracer.current()
+        digest = _digest(requests) if key is not None else None
+        news = [NewTask(
+            Task.create(id=self._ids.new_id(), title=r.title, description=r.description,
+                        payload=r.payload, source=r.source, now=now, run_at=r.start(now)),
+            msgspec.structs.replace(r, idempotency_key=f"{key}#{i}" if key is not None
+                                    else None),
+            trace, digest) for i, r in enumerate(requests)]
+        stored = await self._tasks.create_many(news)
+        if all(s is not None and s.inserted for s in stored):
+            for s in stored:
+                assert s is not None
+                if s.entry is not None:
+                    self._dispatcher.send(s.entry, Dispatch(s.task.id, 1, trace))
+                self._metrics.created(s.task.source)
+            log.info("tasks_created", count=len(news), first=str(news[0].task.id))
+            return CreatedMany([s.task for s in stored if s is not None], replayed=False)
+        if not all(s is not None and s.fingerprint == digest for s in stored):
+            log.info("tasks_create_conflict", key=key)
+            raise IdempotencyConflict(key or "")
+        log.info("tasks_create_replayed", count=len(news), key=key)
+        return CreatedMany([s.task for s in stored if s is not None], replayed=True)
+
+
+class CreatedMany(msgspec.Struct, frozen=True):
+    tasks: list[Task]
+    replayed: bool
+
+
+def _digest(requests: Sequence[NewTaskRequest]) -> str:
+    """Of the whole batch, in its order: one item more, less or changed is another batch."""
+    return hashlib.sha256("".join(r.fingerprint() for r in requests).encode()).hexdigest()

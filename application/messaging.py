@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+import msgspec
+
 from application.model import Dispatch
 from application.ports import HealthProbe
 
@@ -16,10 +18,21 @@ class DispatchPublisher(Protocol):
         ...
 
 
+class QueueLook(msgspec.Struct, frozen=True):
+    """The dispatch queue at a glance: messages ready for a worker, and workers consuming."""
+
+    ready: int
+    consumers: int
+
+
 class DispatchQueue(Protocol):
     async def ready(self) -> int:
         """Dispatches in the queue waiting for a worker to take them (not those a worker holds
         already); ServiceUnavailable when the queue cannot be looked at, or is missing."""
+        ...
+
+    async def look(self) -> QueueLook:
+        """`ready` and how many consumers the queue has, in one look."""
         ...
 
 

@@ -62,11 +62,19 @@ class Dispatch(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class NewTask(msgspec.Struct, frozen=True):
-    """A task to create, the request it came from, and the trace its dispatch carries."""
+    """A task to create, the request it came from, and the trace its dispatch carries.
+    `fingerprint` replaces the request's own (a batch's items carry the whole batch's)."""
 
     task: Task
     request: NewTaskRequest
     trace: str | None = None
+    fingerprint: str | None = None
+
+    def digest(self) -> str | None:
+        """What is stored to tell a replay from a conflict (None without a key)."""
+        if self.request.idempotency_key is None:
+            return None
+        return self.fingerprint or self.request.fingerprint()
 
 
 class Claimed(msgspec.Struct, frozen=True):

@@ -105,6 +105,12 @@ class TaskStore(Protocol):
         task stored under it (nothing written)."""
         ...
 
+    async def create_many(self, news: Sequence[NewTask]) -> list[Stored | None]:
+        """`create` for each, in one transaction, all or none: when any key is taken, nothing
+        is written, and the task stored under each taken key comes back (None for the
+        others)."""
+        ...
+
     async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
                     lease_until: datetime) -> Claimed | TaskStatus | None:
         """`new -> in_progress` for `worker` (Task.claim) with its history row: the claimed
@@ -117,6 +123,11 @@ class TaskStore(Protocol):
         ...
 
     async def get(self, task_id: uuid.UUID) -> Task | None: ...
+
+    async def pending_since(self, task_id: uuid.UUID) -> datetime | None:
+        """When the task's oldest dispatch still in the outbox (not confirmed by the broker)
+        was committed; None when none is."""
+        ...
 
     async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
         """Pending dispatches by outbox entry, held for `hold` seconds: no other `take` gets

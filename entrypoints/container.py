@@ -31,8 +31,9 @@ from adapters.rabbitmq.deadletters import RabbitDeadLetters
 from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source
 from adapters.telemetry.prometheus import PrometheusMetrics
 from adapters.timeouts import OUTBOX_HOLD_SECONDS
-from application.create import CreateTask
+from application.create import CreateTask, CreateTasks
 from application.deadletters import ListDeadLetters, ReplayDeadLetters
+from application.diagnosis import DiagnoseTask
 from application.gauges import ReadGauges
 from application.health import CheckReadiness
 from application.leases import RecoverExpiredLeases, RenewLeases
@@ -129,6 +130,8 @@ class Container(containers.DeclarativeContainer):
                                 every=settings.provided.relay_interval_seconds)
     create_task = providers.Singleton(CreateTask, store, clock, ids, relay,
                                       metrics=metrics, tracer=tracer)
+    create_tasks = providers.Singleton(CreateTasks, store, clock, ids, relay,
+                                       metrics=metrics, tracer=tracer)
     retry_task = providers.Singleton(RetryTask, store, clock, relay, tracer=tracer)
     cancel_task = providers.Singleton(CancelTask, store, clock, metrics=metrics)
     get_task = providers.Singleton(GetTask, uow.provider)
@@ -154,6 +157,8 @@ class Container(containers.DeclarativeContainer):
     )
 
     dispatch_queue = providers.Singleton(RabbitDispatchQueue, broker)
+    diagnose = providers.Singleton(DiagnoseTask, store, pause, dispatch_queue, broker,
+                                   throughput, clock)
     redispatch = providers.Singleton(
         RedispatchLost, uow.provider, clock, dispatch_queue, relay, worker_id, redispatch_quiet,
         settings.provided.max_attempts, metrics=metrics,

@@ -80,6 +80,32 @@ class TaskIn(Wire):
         )
 
 
+#: How many tasks one `POST /tasks/batch` may create.
+MAX_BATCH = 1000
+
+
+class BatchIn(Wire):
+    """The body of `POST /tasks/batch`."""
+
+    tasks: Annotated[list[TaskIn], msgspec.Meta(
+        min_length=1, max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH:,} tasks, each what `POST /tasks` takes.")]
+
+    def to_requests(self, source: TaskSource) -> list[NewTaskRequest]:
+        """Each item's request; the first bad item is named (`tasks[i]`, from 0)."""
+        requests = []
+        for i, item in enumerate(self.tasks):
+            try:
+                requests.append(item.to_request(source, None))
+            except InvalidInput as exc:
+                raise InvalidInput(f"tasks[{i}]: {exc}") from exc
+        return requests
+
+
+class BatchOut(Wire):
+    items: Annotated[list[TaskOut], msgspec.Meta(description="The tasks, in the order sent.")]
+
+
 def _moment(text: str | None, field: str) -> datetime | None:
     """An RFC 3339 time with its offset (a string on the wire: Litestar's lax decoding would
     take a number for a time)."""
@@ -200,11 +226,18 @@ class EventOut(Wire):
 
 
 class ActionIn(Wire):
-    """The optional body of `POST /tasks/{id}/retry` and `/cancel`."""
+    """The optional body of an operator's action (retry, cancel, pause, resume)."""
 
     reason: Annotated[str, msgspec.Meta(
         max_length=1000, description="Why: kept in the task's history.",
         extra_json_schema=NO_NUL)] | None = None
+
+    @staticmethod
+    def reason_of(body: ActionIn | None) -> str | None:
+        """The reason given, if any (refused with a NUL character, as its schema says)."""
+        reason = body.reason if body is not None else None
+        _no_nul(reason)
+        return reason
 
 
 class Problem(Wire, kw_only=True):

@@ -287,3 +287,7 @@ SELECT paused, since, actor, reason FROM dispatch_state;
 UPDATE dispatch_state SET paused = %(paused)s, since = %(since)s, actor = %(actor)s,
                           reason = %(reason)s
 RETURNING paused, since, actor, reason;
+
+-- name: outbox_of_task
+-- The task's oldest dispatch not confirmed yet (dispatch_outbox_task_idx, migration 0010).
+SELECT created_at FROM dispatch_outbox WHERE task_id = %(task_id)s ORDER BY id LIMIT 1;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.memory.broker import InMemoryBroker
 from adapters.queues import DISPATCH
+from application.messaging import QueueLook
 
 
 class InMemoryDispatchQueue:
@@ -14,3 +15,6 @@ class InMemoryDispatchQueue:
 
     async def ready(self) -> int:
         return self._broker.queue(DISPATCH).qsize()
+
+    async def look(self) -> QueueLook:
+        return QueueLook(await self.ready(), self._broker.consuming[DISPATCH])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,8 @@ class InMemoryBroker:
     def __init__(self) -> None:
         self.queues: dict[str, asyncio.Queue[InMemoryDelivery]] = {}
         self.published: list[Dispatch] = []
+        #: how many consumers each queue has
+        self.consuming: Counter[str] = Counter()
         self._consumers: set[asyncio.Task[None]] = set()
 
     def queue(self, name: str) -> asyncio.Queue[InMemoryDelivery]:
@@ -82,6 +85,7 @@ class InMemoryBroker:
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
         task = asyncio.create_task(self._feed(queue, prefetch, handler), name=f"consume {queue}")
         self._consumers.add(task)
+        self.consuming[queue] += 1
 
     async def _feed(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
         slots = asyncio.Semaphore(prefetch)
@@ -112,6 +116,7 @@ class InMemoryBroker:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._consumers, return_exceptions=True)
         self._consumers.clear()
+        self.consuming.clear()
 
     async def check(self) -> None:
         return None

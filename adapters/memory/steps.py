@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 import msgspec
@@ -26,9 +26,21 @@ class InMemoryTaskStore:
 
     async def create(self, new: NewTask) -> Stored:
         async with self._units() as uow:
-            stored = await uow.tasks.add(new.task, new.request)
-            if not stored.inserted:
-                return stored
+            stored = await self._add(uow, new)
+            await uow.commit()
+        return stored
+
+    async def create_many(self, news: Sequence[NewTask]) -> list[Stored | None]:
+        async with self._units() as uow:
+            stored = [await self._add(uow, new) for new in news]
+            if not all(s.inserted for s in stored):
+                return [None if s.inserted else s for s in stored]  # left: rolled back
+            await uow.commit()
+        return list(stored)
+
+    async def _add(self, uow: InMemoryUnitOfWork, new: NewTask) -> Stored:
+        stored = await uow.tasks.add(new.task, new.request, new.digest())
+        if stored.inserted:
             await uow.tasks.record([Transition.between(None, new.task)])
             task = new.task
             due = task.due(task.created_at)
@@ -36,8 +48,8 @@ class InMemoryTaskStore:
                 task.run_at - task.created_at).total_seconds()
             entry = await uow.outbox.hold(Dispatch(task.id, 1, new.trace),
                                           self._hold if due else later)
-            await uow.commit()
-        return msgspec.structs.replace(stored, entry=entry if due else None)
+            stored = msgspec.structs.replace(stored, entry=entry if due else None)
+        return stored
 
     async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
                     lease_until: datetime) -> Claimed | TaskStatus | None:
@@ -65,6 +77,12 @@ class InMemoryTaskStore:
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
         return self._s.tasks.get(task_id)
+
+    async def pending_since(self, task_id: uuid.UUID) -> datetime | None:
+        """The in-memory outbox keeps no times: the task's creation stands in."""
+        pending = [d for d in self._s.outbox] + [d for d, _ in self._s.held.values()]
+        task = self._s.tasks.get(task_id)
+        return task.updated_at if task and any(d.task_id == task_id for d in pending) else None
 
     async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
         async with self._units() as uow:

@@ -27,9 +27,12 @@ class InMemoryTasks:
         self._undo = undo
         self._after_commit = after_commit
 
-    async def add(self, task: Task, request: NewTaskRequest) -> Stored:
-        """Insert `task`, unless `request.idempotency_key` is taken: then the stored one."""
-        fingerprint = request.fingerprint() if request.idempotency_key else None
+    async def add(self, task: Task, request: NewTaskRequest,
+                  fingerprint: str | None = None) -> Stored:
+        """Insert `task`, unless `request.idempotency_key` is taken: then the stored one.
+        `fingerprint`: what to store instead of the request's own."""
+        if request.idempotency_key is not None:
+            fingerprint = fingerprint or request.fingerprint()
         if request.idempotency_key is not None:
             key = (request.source.value, request.idempotency_key)
             if key in self._s.keys:

@@ -8,7 +8,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import psycopg_pool
+from psycopg import AsyncConnection
 
 from adapters.batches import Batcher
 from adapters.postgres.repository import cas_row, check_pairs, query
@@ -47,6 +49,18 @@ class PostgresTaskStore:
     async def create(self, new: NewTask) -> Stored:
         return await self._creates.submit(new)
 
+    async def create_many(self, news: Sequence[NewTask]) -> list[Stored | None]:
+        """One transaction, so that a taken key takes the whole batch back."""
+        async with (translated(),
+                    self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn,
+                    conn.transaction() as tx):
+            stored = await self._insert(conn, news)
+            if not all(s.inserted for s in stored):
+                raise psycopg.Rollback(tx)  # a key was taken: none of the batch is written
+        if all(s.inserted for s in stored):
+            return list(stored)
+        return [None if s.inserted else s for s in stored]
+
     async def claim(self, task_id: uuid.UUID, *, worker: str, now: datetime,
                     lease_until: datetime) -> Claimed | TaskStatus | None:
         result = await self._claims.submit((task_id, worker, now, lease_until))
@@ -61,6 +75,10 @@ class PostgresTaskStore:
         rows = await self._fetch("select_tasks", {"ids": [task_id]})
         return to_task(rows[0]) if rows else None
 
+    async def pending_since(self, task_id: uuid.UUID) -> datetime | None:
+        rows = await self._fetch("outbox_of_task", {"task_id": task_id})
+        return rows[0]["created_at"] if rows else None
+
     async def take(self, limit: int, hold: float) -> dict[int, Dispatch]:
         rows = await self._fetch("outbox_take", {"limit": limit, "hold": hold})
         return {row["id"]: Dispatch(row["task_id"], row["attempt"], row["trace_context"])
@@ -73,28 +91,33 @@ class PostgresTaskStore:
         await self._fetch("outbox_release", {"ids": list(entries)}, rows=False)
 
     async def _create(self, news: Sequence[NewTask]) -> list[Stored]:
+        async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
+            return await self._insert(conn, news)
+
+    async def _insert(self, conn: AsyncConnection[Any], news: Sequence[NewTask]) -> list[Stored]:
         """One statement for all; then one more for the keys that were taken already. Rows go
         in (source, key) order: batches sharing keys then wait for each other, never deadlock."""
-        prints = [n.request.fingerprint() if n.request.idempotency_key is not None else None
-                  for n in news]
-        ordered = sorted(zip(news, prints, strict=True),
-                         key=lambda r: (r[0].task.source.value, r[0].request.idempotency_key or ""))
+        ordered = sorted(news, key=lambda n: (n.task.source.value,
+                                              n.request.idempotency_key or ""))
         rows = [{**insert_row(n.task), "idempotency_key": n.request.idempotency_key,
-                 "fingerprint": p, "trace": n.trace} for n, p in ordered]
-        entries = {row["id"]: row["entry"] for row in await self._fetch(
-            "create_tasks", {"rows": as_json(rows), "hold": self._hold})}
+                 "fingerprint": n.digest(), "trace": n.trace} for n in ordered]
+        cur = await conn.execute(query("create_tasks"), {"rows": as_json(rows),
+                                                          "hold": self._hold})
+        entries = {row["id"]: row["entry"] for row in await cur.fetchall()}
         taken = [n for n in news if n.task.id not in entries]
         existing: dict[tuple[str, str], Stored] = {}
         if taken:
-            for row in await self._fetch("select_by_keys", {
-                    "source": [n.task.source.value for n in taken],
-                    "key": [n.request.idempotency_key for n in taken]}):
+            cur = await conn.execute(query("select_by_keys"), {
+                "source": [n.task.source.value for n in taken],
+                "key": [n.request.idempotency_key for n in taken]})
+            for row in await cur.fetchall():
                 key, fingerprint = row.pop("idempotency_key"), row.pop("fingerprint")
                 existing[(row["source"], key)] = Stored(to_task(row), fingerprint, inserted=False)
         return [
-            Stored(n.task, p, inserted=True, entry=entries[n.task.id]) if n.task.id in entries
+            Stored(n.task, n.digest(), inserted=True, entry=entries[n.task.id])
+            if n.task.id in entries
             else existing[(n.task.source.value, n.request.idempotency_key or "")]
-            for n, p in zip(news, prints, strict=True)
+            for n in news
         ]
 
     async def _claim(self, claims: Sequence[Claim]) -> list[Outcome]:

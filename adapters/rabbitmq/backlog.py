@@ -8,6 +8,7 @@ from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from adapters.queues import DISPATCH
 from adapters.rabbitmq.broker import RabbitMQ
+from application.messaging import QueueLook
 from domain.errors import ServiceUnavailable
 
 
@@ -21,6 +22,9 @@ class RabbitDispatchQueue:
 
     async def ready(self) -> int:
         """A missing queue is an outage for the sweep: what it sent there would be lost too."""
+        return (await self.look()).ready
+
+    async def look(self) -> QueueLook:
         try:
             async with asyncio.timeout(self._timeout), self._broker.channel() as channel:
                 queue = await channel.declare_queue(DISPATCH, passive=True)
@@ -28,4 +32,5 @@ class RabbitDispatchQueue:
             raise ServiceUnavailable(f"the queue {DISPATCH} is missing") from exc
         except (AMQPError, TimeoutError) as exc:
             raise ServiceUnavailable(f"broker: {type(exc).__name__}") from exc
-        return queue.declaration_result.message_count or 0
+        result = queue.declaration_result
+        return QueueLook(result.message_count or 0, result.consumer_count or 0)

@@ -23,6 +23,7 @@ from entrypoints.http.access import (
 )
 from entrypoints.http.asyncapi import ROUTES as ASYNCAPI_ROUTES
 from entrypoints.http.deadletters import ROUTES as DEAD_LETTER_ROUTES
+from entrypoints.http.dispatch import ROUTES as DISPATCH_ROUTES
 from entrypoints.http.docs import document_body_rules
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
@@ -71,11 +72,12 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     keys = settings.keys()
     tracer = container.tracer()
     app = Litestar(
-        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *STATS_ROUTES,
+        route_handlers=[*ROUTES, *EVENT_ROUTES, *OPERATOR_ROUTES, *DISPATCH_ROUTES, *STATS_ROUTES,
                         *MAINTENANCE_ROUTES, *DEAD_LETTER_ROUTES, *METRICS_ROUTES,
                         *ASYNCAPI_ROUTES, static_files(), *dashboard(keys)],
         dependencies={
             "create": _from(container.create_task),
+            "create_many": _from(container.create_tasks),
             "get_one": _from(container.get_task),
             "history": _from(container.get_history),
             "list_all": _from(container.list_tasks),
@@ -90,6 +92,9 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "list_dead": _from(container.list_dead_letters),
             "replay": _from(container.replay_dead_letters),
             "gauges": _from(container.read_gauges),
+            "read_dispatch": _from(container.read_dispatch),
+            "switch_dispatch": _from(container.switch_dispatch),
+            "diagnose": _from(container.diagnose),
         },
         guards=[make_guard(keys)] if keys else [],  # none without keys: a call copies the handler
         middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse

@@ -31,7 +31,7 @@ STOPPING = ResponseSpec(TaskOut, generate_examples=False, description=(
       responses=responses(r404=NOT_FOUND, r409="The task is not in `error`."))
 async def retry_task(task_id: TaskId, retry: NamedDependency[RetryTask],
                      request: Request[Any, Any, Any], data: Action = None) -> TaskOut:
-    task = await retry(task_id, actor_of(request), data.reason if data else None)
+    task = await retry(task_id, actor_of(request), ActionIn.reason_of(data))
     return TaskOut.of(task)
 
 
@@ -45,7 +45,7 @@ async def retry_task(task_id: TaskId, retry: NamedDependency[RetryTask],
           r404=NOT_FOUND, r409="The task is already final (`completed` or `error`).")})
 async def cancel_task(task_id: TaskId, cancel: NamedDependency[CancelTask],
                       request: Request[Any, Any, Any], data: Action = None) -> Response[TaskOut]:
-    done = await cancel(task_id, actor_of(request), data.reason if data else None)
+    done = await cancel(task_id, actor_of(request), ActionIn.reason_of(data))
     return Response(TaskOut.of(done.task), status_code=200 if done.stopped else 202)
 
 

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 
-from application.create import CreateTask
+from application.create import CreateTask, CreateTasks
 from application.health import CheckReadiness
 from application.model import Cursor, ListQuery
 from application.queries import GetHistory, GetTask, ListTasks
@@ -19,7 +19,15 @@ from domain.status import TaskSource, TaskStatus
 from entrypoints.http.access import needs
 from entrypoints.http.docs import SERVER_ERROR, DocumentedOperation, TaskId, problem, responses
 from entrypoints.keys import Scope
-from entrypoints.wire import Readiness, TaskIn, TaskOut, TaskPage, TransitionOut
+from entrypoints.wire import (
+    BatchIn,
+    BatchOut,
+    Readiness,
+    TaskIn,
+    TaskOut,
+    TaskPage,
+    TransitionOut,
+)
 
 LOCATION = ResponseHeader(name="Location", description="URL of the task: `/tasks/{id}`.",
                           documentation_only=True, required=True)
@@ -29,6 +37,7 @@ REPLAYED = ResponseHeader(
 )
 #: `additionalProperties: false` says in the document what msgspec's forbid_unknown_fields does.
 NewTask = Annotated[TaskIn, Body(schema_extra={"additionalProperties": False})]
+NewBatch = Annotated[BatchIn, Body(schema_extra={"additionalProperties": False})]
 
 
 @post(
@@ -57,6 +66,34 @@ async def create_task(
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(TaskOut.of(created.task), status_code=201, headers=headers)
+
+
+@post(
+    "/tasks/batch", status_code=201, tags=["tasks"], summary="Create many tasks at once",
+    description="1 to 1,000 tasks in one transaction: all are created or none is. A bad item "
+    "makes the whole request a 400 whose `detail` names the first one as `tasks[i]` (from 0). "
+    "An Idempotency-Key covers the whole batch.",
+    operation_class=DocumentedOperation, **needs(Scope.WRITE),
+    response_headers=[REPLAYED],
+    responses=responses(
+        r409="The Idempotency-Key was already used with a different batch.",
+        r413="The body is larger than TASKS_MAX_BODY_BYTES.",
+    ),
+)
+async def create_tasks(
+    data: NewBatch,
+    create_many: NamedDependency[CreateTasks],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200, required=False,
+                        description="Makes the call safe to repeat: the same key and batch "
+                        "return the same tasks; the same key with another batch is a 409."),
+    ] = None,
+) -> Response[BatchOut]:
+    created = await create_many(data.to_requests(TaskSource.API), idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if created.replayed else {}
+    return Response(BatchOut(items=[TaskOut.of(t) for t in created.tasks]), status_code=201,
+                    headers=headers)
 
 
 @get("/tasks/{task_id:uuid}", tags=["tasks"], summary="Get a task",
@@ -138,5 +175,5 @@ async def ready(readiness: NamedDependency[CheckReadiness]) -> Readiness:
 
 ROUTES = [
     options("/tasks", create_task, list_tasks),
-    create_task, list_tasks, get_task, get_history, live, ready,
+    create_task, create_tasks, list_tasks, get_task, get_history, live, ready,
 ]
