@@ -30,6 +30,7 @@ from bench.scenarios import (
     scrape,
     streams,
     sustained,
+    trips,
 )
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
@@ -43,6 +44,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "streams": streams.run,
     "prune": prune.run,
     "sustained": sustained.run,
+    "trips": trips.run,
 }
 
 
