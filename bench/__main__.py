@@ -22,6 +22,7 @@ from bench.report import machine, table
 from bench.scenarios import (
     capacity,
     drain,
+    http_naive,
     http_post,
     intake,
     listing,
@@ -35,6 +36,7 @@ from bench.scenarios import (
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "http": http_post.run,
+    "http-naive": http_naive.run,
     "intake": intake.run,
     "drain": drain.run,
     "capacity": capacity.run,
