@@ -22,6 +22,7 @@ from bench.report import machine, table
 from bench.scenarios import (
     capacity,
     drain,
+    e2e,
     http_naive,
     http_post,
     intake,
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "prune": prune.run,
     "sustained": sustained.run,
     "trips": trips.run,
+    "e2e": e2e.run,
 }
 
 

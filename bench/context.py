@@ -34,6 +34,9 @@ class Sizes:
     trips_seconds: float = 10
     trips_warmup_seconds: float = 1
     trips_settle_seconds: float = 11  # an idle backend's counts reach pg_stat_database 10 s late
+    e2e_rates: tuple[float, ...] = (200, 600)
+    e2e_seconds: float = 10
+    e2e_warmup_seconds: float = 1
 
 
 SMOKE = Sizes(
@@ -60,6 +63,9 @@ SMOKE = Sizes(
     trips_seconds=2,
     trips_warmup_seconds=0,
     trips_settle_seconds=1,
+    e2e_rates=(20,),
+    e2e_seconds=2,
+    e2e_warmup_seconds=0,
 )
 
 
