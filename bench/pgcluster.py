@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from bench.infra import BenchError, free_port, wait_until
+from bench.infra import free_port, wait_until
 
 #: the machine server's settings copied onto the private cluster, for a fair comparison
 COPIED = (
@@ -104,8 +104,8 @@ def private_cluster(machine_url: str, log_dir: Path, *extra: str) -> Iterator[Cl
              "--no-sync", "--no-instructions"],
             capture_output=True, text=True, timeout=120, user=user, group=gid if user else None,
         )
-        if init.returncode != 0:
-            raise BenchError(f"initdb failed: {init.stderr[-500:]}")
+        if init.returncode != 0:  # e.g. a TMPDIR the postgres user cannot enter
+            raise Unavailable(f"initdb failed: {init.stderr.strip()[-200:]}")
         port = free_port()
         args = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(home)]
         for setting in settings:
@@ -127,8 +127,9 @@ def private_cluster(machine_url: str, log_dir: Path, *extra: str) -> Iterator[Cl
 
 
 def _ready(server: subprocess.Popen[bytes], url: str, log_path: Path) -> bool:
-    if server.poll() is not None:
-        raise BenchError(f"the private PostgreSQL exited:\n{log_path.read_text()[-1000:]}")
+    if server.poll() is not None:  # e.g. not enough shared memory for a second server
+        raise Unavailable(f"the private PostgreSQL did not start: "
+                          f"{log_path.read_text().strip()[-200:]}")
     try:
         with psycopg.connect(url, connect_timeout=2):
             return True
