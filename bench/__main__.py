@@ -22,6 +22,8 @@ from bench.report import machine, table
 from bench.scenarios import (
     capacity,
     drain,
+    e2e,
+    http_naive,
     http_post,
     intake,
     listing,
@@ -30,10 +32,12 @@ from bench.scenarios import (
     scrape,
     streams,
     sustained,
+    trips,
 )
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "http": http_post.run,
+    "http-naive": http_naive.run,
     "intake": intake.run,
     "drain": drain.run,
     "capacity": capacity.run,
@@ -43,6 +47,8 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "streams": streams.run,
     "prune": prune.run,
     "sustained": sustained.run,
+    "trips": trips.run,
+    "e2e": e2e.run,
 }
 
 

@@ -30,6 +30,13 @@ class Sizes:
     sustained_rates: tuple[float, ...] = (50, 100, 200, 300, 400, 600, 800, 1000, 1300, 1600, 2000)
     sustained_seconds: float = 12
     sustained_tries: int = 2  # a rate fails when each try failed: the box may be shared
+    trips_rate: float = 200
+    trips_seconds: float = 10
+    trips_warmup_seconds: float = 1
+    trips_settle_seconds: float = 11  # an idle backend's counts reach pg_stat_database 10 s late
+    e2e_rates: tuple[float, ...] = (200, 600)
+    e2e_seconds: float = 10
+    e2e_warmup_seconds: float = 1
 
 
 SMOKE = Sizes(
@@ -52,6 +59,13 @@ SMOKE = Sizes(
     sustained_rates=(50, 100),
     sustained_seconds=2,
     sustained_tries=1,
+    trips_rate=20,
+    trips_seconds=2,
+    trips_warmup_seconds=0,
+    trips_settle_seconds=1,
+    e2e_rates=(20,),
+    e2e_seconds=2,
+    e2e_warmup_seconds=0,
 )
 
 

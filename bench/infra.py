@@ -96,14 +96,22 @@ class Admin:
 
 
 class Proc:
-    """One `tasks` subprocess in its own session (so its uvicorn children go with it)."""
+    """One `tasks` subprocess (or `program`) in its own session (so its uvicorn children go
+    with it)."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        program: Sequence[str] = (TASKS,),
+    ) -> None:
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=log_dir)[1])
         with self.log_path.open("wb") as log:
             self.popen = subprocess.Popen(
-                [TASKS, *args],
+                [*program, *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

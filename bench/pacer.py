@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import time
 from collections import deque
@@ -155,6 +156,37 @@ class Pacer:
             percentile(self.latencies, 99),
             time.process_time() - cpu,
         )
+
+
+class PacerProcess:
+    """`python -m bench.pacer` in a process of its own, connected and waiting for `go`, so that
+    the caller starts its counters right before the first request."""
+
+    def __init__(self, port: int, rate: float, seconds: float, title: str) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "bench.pacer", f"--port={port}", f"--rate={rate}",
+             f"--seconds={seconds}", f"--title={title}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.popen.stdout is not None
+        if self.popen.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the pacer did not start (exit {self.popen.wait(10)})")
+
+    def go(self) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write("go\n")
+        self.popen.stdin.close()
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def result(self) -> Paced:
+        """What it reports once it has sent every request and had every answer."""
+        assert self.popen.stdout is not None
+        out = self.popen.stdout.read().strip().splitlines()
+        if self.popen.wait() != 0 or not out:
+            raise RuntimeError(f"the pacer failed (exit {self.popen.returncode})")
+        return Paced(**json.loads(out[-1]))
 
 
 def main() -> None:

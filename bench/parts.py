@@ -86,16 +86,27 @@ class Split:
 
 
 class Meter:
-    """Counters of named parts, each a set of pids fixed when the meter starts."""
+    """Counters of named parts, each a set of pids found when the meter starts and found again
+    when it is read: a process that appeared in between (a pool's new connection) counts whole,
+    one that is gone by then counts nothing (its last figures cannot be read)."""
 
     def __init__(self, parts: Mapping[str, Callable[[], list[int]]]) -> None:
-        self._pids = {name: find() for name, find in parts.items()}
-        self._start = {name: cpu_of(pids) for name, pids in self._pids.items()}
+        self._find = dict(parts)
+        self._start = {name: {pid: cpu_of([pid]) for pid in find()}
+                       for name, find in parts.items()}
         self._box = BoxCpu.now()
 
     def read(self, **measured_elsewhere: float) -> Split:
         """The split so far; parts whose CPU was counted otherwise are added as given."""
         box = BoxCpu.now() - self._box
-        parts = {name: cpu_of(pids) - self._start[name] for name, pids in self._pids.items()}
+        parts = {name: self._since_start(name) for name in self._find}
         parts.update({k.replace("_", " "): v for k, v in measured_elsewhere.items()})
         return Split(parts, box)
+
+    def _since_start(self, name: str) -> float:
+        start = self._start[name]
+        total = 0.0
+        for pid in set(start) | set(self._find[name]()):
+            if _stat(pid) is not None:
+                total += cpu_of([pid]) - start.get(pid, 0.0)
+        return total

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -12,8 +10,8 @@ from dataclasses import dataclass
 import psycopg
 
 from bench.context import Context, Row
-from bench.infra import BenchError, Proc, Stack, sandbox, wait_until, wait_workers
-from bench.pacer import Paced
+from bench.infra import Proc, Stack, sandbox, wait_until, wait_workers
+from bench.pacer import Paced, PacerProcess
 from bench.parts import BROKER_COMMANDS, Meter, Split, by_command, postgres_pids, session, wal_lsn
 from bench.scenarios.drain import NO_WORK
 from bench.stats import ms
@@ -86,24 +84,8 @@ def pace(
     the pacer's as it reports it (it has exited by then)."""
     title = f"sustained-{rate:g}-{time.monotonic_ns()}"
     port = urllib.parse.urlsplit(stack.base_url).port
-    pacer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.pacer",
-            f"--port={port}",
-            f"--rate={rate}",
-            f"--seconds={seconds}",
-            f"--title={title}",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert pacer.stdin is not None
-    assert pacer.stdout is not None
-    if pacer.stdout.readline().strip() != "ready":
-        raise BenchError(f"the pacer did not start (exit {pacer.wait(10)})")
+    assert port is not None
+    pacer = PacerProcess(port, rate, seconds, title)
     meter = Meter(
         {
             "API": lambda: session(api.pid),
@@ -113,16 +95,12 @@ def pace(
         }
     )
     wal = wal_lsn(conn)
-    pacer.stdin.write("go\n")
-    pacer.stdin.close()
+    pacer.go()
     backlog = 0
-    while pacer.poll() is None:
+    while pacer.running():
         backlog = max(backlog, _scalar(conn, _BACKLOG))
         time.sleep(0.5)
-    out = pacer.stdout.read().strip().splitlines()
-    if pacer.returncode != 0 or not out:
-        raise BenchError(f"the pacer failed (exit {pacer.returncode})")
-    paced = Paced(**json.loads(out[-1]))
+    paced = pacer.result()
     deadline = time.monotonic() + DRAIN_GRACE
     while (left := _scalar(conn, _BACKLOG)) and time.monotonic() < deadline:
         time.sleep(0.05)
