@@ -191,8 +191,8 @@ class EventLog(Protocol):
         ...
 
     def changes(self) -> AsyncIterator[None]:
-        """Yields whenever new events may have become readable (by any process), and after a
-        lost connection, when events may have been missed."""
+        """Yields whenever new events may have become readable (by any process): the feed
+        reads then."""
         ...
 
 

@@ -141,7 +141,7 @@ class WatchTasks:
 
     async def run(self) -> None:
         """An outage pauses the feed, never ends it: the events stay in the history, and the
-        next wake-up (a change, or the listener reconnecting) reads on from the same place."""
+        next read reads on from the same place."""
         stopped = asyncio.ensure_future(self._wake_all_when_stopping())
         loop = asyncio.get_running_loop()
         try:

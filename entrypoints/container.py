@@ -114,9 +114,9 @@ class Container(containers.DeclarativeContainer):
     worker_store = providers.Singleton(PostgresTaskStore, pool, hold=OUTBOX_HOLD_SECONDS,
                                        linger=FINISH_LINGER_SECONDS, patient=True)
     probes = providers.List(providers.Singleton(PostgresProbe, pool), broker)
-    #: one LISTEN connection per process: the event feed (API) and cancels (worker)
+    #: one LISTEN connection per process: cancels and the pause switch (worker)
     listener = providers.Singleton(PostgresListener, settings.provided.database_url)
-    event_log = providers.Singleton(PostgresEventLog, pool, listener)
+    event_log = providers.Singleton(PostgresEventLog, pool)
     watch = providers.Singleton(WatchTasks, event_log, stopping=stopping)
     stops = providers.Singleton(StopRequests)
     #: dispatch paused or not (a resume is heard through the LISTEN connection)

@@ -12,18 +12,13 @@ import msgspec
 import psycopg_pool
 from psycopg import sql
 
-from adapters.postgres.listener import PostgresListener
 from adapters.postgres.rows import IMMUTABLE, names, to_transition
 from adapters.postgres.statements import statement
 from adapters.postgres.uow import translated
 from adapters.timeouts import PG_POOL_WAIT_SECONDS
 from application.model import ORIGIN, Event, EventId
-from application.watch import wakeups
 from domain.task import Task, Transition
 
-#: notified once per transaction that wrote history: by the trigger `task_history_notify` on
-#: task_history (migration 0002), with the transaction id as payload
-EVENTS = "task_events"
 _TRANSITION = tuple(Transition.__struct_fields__)
 _BY_TASK = "h.task_id = %(task_id)s"
 
@@ -44,35 +39,35 @@ def to_event(row: Mapping[str, Any]) -> Event:
 
 
 class PostgresEventLog:
-    """EventLog over `task_history`. Each committed transaction that recorded history sends
-    its transaction id (a trigger, see the migrations); an event is readable once every older
-    transaction that could write the history has ended, so while one is still open the read
-    is retried every `retry` seconds until the events it holds back are out.
+    """EventLog over `task_history`, read by position, without notifications: while the
+    feed's loop reads (somebody watches), `changes()` ticks at once after a read that found
+    events and backs off to every `idle` seconds after reads that found none, so that a change
+    reaches a stream well within a second and an idle feed costs a few reads a second. (A
+    NOTIFY per transaction would cost every listening session a transaction per change of
+    every task, watched or not.) An event is readable once every older transaction that could
+    write the history has ended; one still open holds back the events after it until the next
+    tick.
 
     The horizon is read the cheap way (the oldest open writer of any database) until the same
     writer has been the oldest for `patience` seconds, then the exact way, which leaves out
     other databases' transactions: a long one elsewhere on the server delays events by about
     `patience`, not by its whole length."""
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any],
-                 listener: PostgresListener, retry: float = 0.01,
-                 patience: float = 0.1) -> None:
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any], busy: float = 0.0,
+                 idle: float = 0.2, patience: float = 0.1) -> None:
         self._pool = pool
-        self._retry = retry
+        self._busy = busy
+        self._idle = idle
         self._patience = patience
-        self._heard = 0  # the newest transaction heard of whose events may not be readable
+        self._found = False  # whether a read since the last tick found events
         self._oldest: tuple[int, float] | None = None  # the oldest writer seen, since when
         self._highest = 0  # the highest horizon handed out
-        self._wake = asyncio.Event()
-        listener.on(EVENTS, self._hear)
 
-    def _hear(self, payload: str | None) -> None:
-        if payload:
-            self._heard = max(self._heard, int(payload))
-        self._wake.set()
-
-    def changes(self) -> AsyncIterator[None]:
-        return wakeups(self._wake)
+    async def changes(self) -> AsyncIterator[None]:
+        while True:
+            yield None
+            found, self._found = self._found, False
+            await asyncio.sleep(self._busy if found else self._idle)
 
     async def latest(self) -> EventId:
         async with translated(), self._pool.connection(timeout=PG_POOL_WAIT_SECONDS) as conn:
@@ -111,14 +106,7 @@ class PostgresEventLog:
             horizon = await self._horizon(conn)
             rows = await (await conn.execute(_q("events_after", task_id is not None),
                                              {**params, "horizon": horizon})).fetchall()
-        if self._heard:
-            if horizon > self._heard:
-                # all heard of is readable now; the feed's own reader may not have read it yet
-                # (this may be one stream's catch-up), so it is woken to look once more
-                self._heard = 0
-                self._wake.set()
-            else:  # an older transaction is still open: look again in a moment
-                asyncio.get_running_loop().call_later(self._retry, self._wake.set)
+        self._found |= bool(rows)
         return [to_event(row) for row in rows]
 
     async def read_last(self, task_id: uuid.UUID) -> Event | None:

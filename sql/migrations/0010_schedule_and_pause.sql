@@ -34,3 +34,10 @@ BEGIN
 END $$;
 CREATE TRIGGER dispatch_state_notify AFTER UPDATE ON dispatch_state
     FOR EACH ROW EXECUTE FUNCTION dispatch_state_notify();
+
+-- The event feed reads the history on a timer while somebody watches (adapters/postgres/
+-- events.py), not on a notification: a NOTIFY per transaction that wrote history woke every
+-- listening session of the database (each then spends a transaction reading the queue), for
+-- every change of every task, watched or not.
+DROP TRIGGER task_history_notify ON task_history;
+DROP FUNCTION tasks_notify_history();
