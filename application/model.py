@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
+import re
 import uuid
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -94,32 +93,35 @@ class Change(msgspec.Struct, frozen=True):
     dispatch: Dispatch | None = None
 
 
-class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
-    """Keyset position: the last (created_at, id) a page returned."""
+class Cursor(msgspec.Struct, frozen=True):
+    """Keyset position: the last (created_at, id) a page returned. On the wire it is the time
+    in microseconds since the epoch and the id in hex (PATTERN), so that every string of that
+    form is a position: a client can only make one that the document allows."""
 
-    version: int
     created_at: datetime
     id: uuid.UUID
 
-    _VERSION = 1
+    PATTERN: ClassVar[str] = "^[0-9]{1,16}-[0-9a-f]{32}$"
+    _FORM: ClassVar[re.Pattern[str]] = re.compile(PATTERN)
 
     @classmethod
     def after(cls, task: Task) -> Cursor:
-        return cls(version=cls._VERSION, created_at=task.created_at, id=task.id)
+        return cls(created_at=task.created_at, id=task.id)
 
     def encode(self) -> str:
-        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
+        micros = (self.created_at - _EPOCH) // timedelta(microseconds=1)
+        return f"{micros}-{self.id.hex}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            cursor = msgspec.json.decode(raw, type=cls)
-        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-            raise InvalidInput("cursor is not one this service made") from exc
-        if cursor.version != cls._VERSION or cursor.created_at.tzinfo is None:
+        if not cls._FORM.match(text):
             raise InvalidInput("cursor is not one this service made")
-        return cursor
+        micros, hex_id = text.split("-")
+        return cls(created_at=_EPOCH + timedelta(microseconds=int(micros)),
+                   id=uuid.UUID(hex=hex_id))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ListQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -28,6 +28,7 @@ from entrypoints.http.docs import document_body_rules
 from entrypoints.http.errors import HANDLERS
 from entrypoints.http.events import ROUTES as EVENT_ROUTES
 from entrypoints.http.maintenance import ROUTES as MAINTENANCE_ROUTES
+from entrypoints.http.maintenance import document_prune_body
 from entrypoints.http.metrics import ROUTES as METRICS_ROUTES
 from entrypoints.http.metrics import HttpMetrics
 from entrypoints.http.operator import ROUTES as OPERATOR_ROUTES
@@ -128,6 +129,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
     if not keys:
         document_open_access(app.openapi_schema)
     document_body_rules(app.openapi_schema)
+    document_prune_body(app.openapi_schema, settings.retention_days)
     return app
 
 

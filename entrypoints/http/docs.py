@@ -102,8 +102,10 @@ class DocumentedOperation(Operation):
 #: Body fields that exclude each other, by component: the document says so (`not` both
 #: required), so that no body it allows is refused.
 EXCLUSIVE: dict[str, tuple[str, ...]] = {"TaskIn": ("run_at", "delay_seconds")}
-#: Lower bounds of 0 that Litestar leaves out of a field's schema (it drops a falsy `ge`).
-ZERO_MINIMUM: dict[str, tuple[str, ...]] = {"TaskIn": ("delay_seconds",)}
+#: Bounds of 0 that Litestar leaves out of a field's schema (it drops a falsy `ge` or `gt`):
+#: component, field, and the Schema attribute that says it.
+ZERO_BOUNDS: list[tuple[str, str, str]] = [("TaskIn", "delay_seconds", "minimum"),
+                                           ("PruneIn", "older_than_days", "exclusive_minimum")]
 
 
 def document_body_rules(document: OpenAPI) -> None:
@@ -113,12 +115,11 @@ def document_body_rules(document: OpenAPI) -> None:
         schema = schemas.get(name)
         if isinstance(schema, Schema):
             schema.schema_not = Schema(required=list(exclusive))
-    for name, fields in ZERO_MINIMUM.items():
+    for name, field, bound in ZERO_BOUNDS:
         schema = schemas.get(name)
-        for field in fields:
-            prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
-            if isinstance(prop, Schema):
-                prop.minimum = 0
+        prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
+        if isinstance(prop, Schema):
+            setattr(prop, bound, 0)
 
 
 def _accepts_null(body: RequestBody) -> bool:

@@ -126,7 +126,7 @@ async def list_tasks(
     limit: Annotated[int, Parameter(ge=1, le=500, description="Page size, 1..500.")] = 50,
     cursor: Annotated[
         str | None,
-        Parameter(required=False, max_length=200,
+        Parameter(required=False, pattern=Cursor.PATTERN,
                   description="`next_cursor` of the previous page (opaque: a cursor that this "
                   "service did not make is a 400)."),
     ] = None,
