@@ -20,6 +20,7 @@ from bench.infra import (
 from bench.load import TOOLS, pick_tool
 from bench.report import machine, table
 from bench.scenarios import (
+    bulk,
     capacity,
     drain,
     e2e,
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "streams": streams.run,
     "prune": prune.run,
     "sustained": sustained.run,
+    "bulk": bulk.run,
     "trips": trips.run,
     "e2e": e2e.run,
 }

@@ -30,6 +30,7 @@ class Sizes:
     sustained_rates: tuple[float, ...] = (50, 100, 200, 300, 400, 600, 800, 1000, 1300, 1600, 2000)
     sustained_seconds: float = 12
     sustained_tries: int = 2  # a rate fails when each try failed: the box may be shared
+    bulk_tasks: int = 100_000
     trips_rate: float = 200
     trips_seconds: float = 10
     trips_warmup_seconds: float = 1
@@ -59,6 +60,7 @@ SMOKE = Sizes(
     sustained_rates=(50, 100),
     sustained_seconds=2,
     sustained_tries=1,
+    bulk_tasks=2000,
     trips_rate=20,
     trips_seconds=2,
     trips_warmup_seconds=0,
