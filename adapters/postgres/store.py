@@ -94,8 +94,9 @@ class PostgresTaskStore:
 
     async def _claim(self, claims: Sequence[Claim]) -> list[Claimed | TaskStatus | None]:
         """One statement per worker (a process has one) for every claim of the batch, at the
-        time of the latest: a task asked for twice is claimed once, for the first asker."""
-        found: dict[uuid.UUID, Claimed | TaskStatus] = {}
+        time of the latest: a task asked for twice is claimed once, for the first asker of the
+        worker whose statement claimed it."""
+        found: dict[tuple[uuid.UUID, str], Claimed | TaskStatus] = {}
         for worker in dict.fromkeys(c[1] for c in claims):
             mine = [c for c in claims if c[1] == worker]
             now, lease_until = max(c[2] for c in mine), max(c[3] for c in mine)
@@ -103,14 +104,14 @@ class PostgresTaskStore:
                     "ids": list(dict.fromkeys(c[0] for c in mine)), "worker": worker,
                     "now": now, "lease_until": lease_until}):
                 since = row.pop("waited_since")
-                found[row["id"]] = (Claimed(to_task(row), since) if since is not None
-                                    else TaskStatus(row["status"]))
+                found[(row["id"], worker)] = (Claimed(to_task(row), since) if since is not None
+                                              else TaskStatus(row["status"]))
         results: list[Claimed | TaskStatus | None] = []
-        for task_id, *_ in claims:
-            result = found.get(task_id)
+        for task_id, worker, *_ in claims:
+            result = found.get((task_id, worker))
             results.append(result)
-            if isinstance(result, Claimed):
-                found[task_id] = result.task.status  # a second asker finds it claimed
+            if isinstance(result, Claimed):  # a second asker finds it claimed
+                found[(task_id, worker)] = result.task.status
         return results
 
     async def _apply(self, changes: Sequence[Change]) -> list[bool]:
