@@ -67,7 +67,9 @@ RETURNING t.id;
 -- statement: one more attempt, leased to `worker` until `lease_until` (the domain's
 -- Task.claim). Rows are locked in id order (as compare_and_set_many does). Each claimed task
 -- comes back with `waited_since`, when it became `new`; the tasks of `ids` that were not `new`
--- come back too, unchanged, with `waited_since` null.
+-- come back too, unchanged, with `waited_since` null, as the statement's snapshot has them: a
+-- task another statement claimed while this one waited for its lock comes back still `new`
+-- (the caller asks again).
 WITH locked AS MATERIALIZED (
     SELECT id, updated_at AS waited_since FROM tasks
     WHERE id = ANY(%(ids)s::uuid[]) AND status = 'new'

@@ -95,17 +95,26 @@ class PostgresTaskStore:
     async def _claim(self, claims: Sequence[Claim]) -> list[Claimed | TaskStatus | None]:
         """One statement per worker (a process has one) for every claim of the batch, at the
         time of the latest: a task asked for twice is claimed once, for the first asker of the
-        worker whose statement claimed it."""
+        worker whose statement claimed it. A task the statement found `new` but did not claim
+        was claimed by another statement while this one waited for it (claim_tasks): asked
+        for again, it says what it is now."""
         found: dict[tuple[uuid.UUID, str], Claimed | TaskStatus] = {}
         for worker in dict.fromkeys(c[1] for c in claims):
             mine = [c for c in claims if c[1] == worker]
             now, lease_until = max(c[2] for c in mine), max(c[3] for c in mine)
-            for row in await self._fetch("claim_tasks", {
-                    "ids": list(dict.fromkeys(c[0] for c in mine)), "worker": worker,
-                    "now": now, "lease_until": lease_until}):
-                since = row.pop("waited_since")
-                found[(row["id"], worker)] = (Claimed(to_task(row), since) if since is not None
-                                              else TaskStatus(row["status"]))
+            ids = list(dict.fromkeys(c[0] for c in mine))
+            while ids:
+                rows = await self._fetch("claim_tasks", {
+                    "ids": ids, "worker": worker, "now": now, "lease_until": lease_until})
+                ids = []
+                for row in rows:
+                    since = row.pop("waited_since")
+                    if since is None and row["status"] == TaskStatus.NEW:
+                        ids.append(row["id"])
+                    else:
+                        found[(row["id"], worker)] = (Claimed(to_task(row), since)
+                                                      if since is not None
+                                                      else TaskStatus(row["status"]))
         results: list[Claimed | TaskStatus | None] = []
         for task_id, worker, *_ in claims:
             result = found.get((task_id, worker))
