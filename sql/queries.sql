@@ -70,12 +70,13 @@ RETURNING t.id;
 
 -- name: claim_tasks
 -- `new -> in_progress` for every task of `ids` still `new` and due (`run_at` passed, by the
--- database's clock, as the relay's), with its
--- history row, in one statement: one more attempt, leased to `worker` until `lease_until` (the
--- domain's Task.claim). Nothing while dispatch is paused. Rows are locked in id order (as
--- compare_and_set_many does). Each claimed task comes back with `waited_since`, when it became
--- `new`; the tasks of `ids` that were not claimed come back too, unchanged, with
--- `waited_since` null; every row says whether dispatch is paused.
+-- database's clock, as the relay's), with its history row, in one statement: one more attempt,
+-- leased to `worker` until `lease_until` (the domain's Task.claim). Nothing while dispatch is
+-- paused. Rows are locked in id order (as compare_and_set_many does). Each claimed task comes
+-- back with `waited_since`, when it became `new`; the tasks of `ids` that were not claimed
+-- come back too, unchanged, with `waited_since` null, as the statement's snapshot has them,
+-- and `lost` when they looked claimable: another statement claimed such a task while this one
+-- waited for its lock (the caller asks again). Every row says whether dispatch is paused.
 WITH state AS MATERIALIZED (
     SELECT paused FROM dispatch_state
 ), locked AS MATERIALIZED (
@@ -93,10 +94,12 @@ WITH state AS MATERIALIZED (
     INSERT INTO task_history (task_id, from_status, to_status, at, attempt, worker, started_at)
     SELECT id, 'new', 'in_progress', %(now)s, attempts, %(worker)s, %(now)s FROM claimed
 )
-SELECT {columns}, waited_since, (SELECT paused FROM state) AS paused
+SELECT {columns}, waited_since, (SELECT paused FROM state) AS paused, false AS lost
 FROM claimed JOIN locked USING (id)
 UNION ALL
-SELECT {columns}, NULL, (SELECT paused FROM state) FROM tasks
+SELECT {columns}, NULL, (SELECT paused FROM state),
+       status = 'new' AND (run_at IS NULL OR run_at <= now()) AND NOT (SELECT paused FROM state)
+FROM tasks
 WHERE id = ANY(%(ids)s::uuid[]) AND id NOT IN (SELECT id FROM claimed);
 
 -- name: apply_changes

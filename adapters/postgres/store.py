@@ -122,24 +122,32 @@ class PostgresTaskStore:
 
     async def _claim(self, claims: Sequence[Claim]) -> list[Outcome]:
         """One statement per worker (a process has one) for every claim of the batch, at the
-        time of the latest: a task asked for twice is claimed once, for the first asker."""
-        found: dict[uuid.UUID, Outcome] = {}
+        time of the latest: a task asked for twice is claimed once, for the first asker of the
+        worker whose statement claimed it. A task the statement found claimable but did not
+        claim was claimed by another statement while this one waited for it (`lost`, see
+        claim_tasks): asked for again, it says what it is now."""
+        found: dict[tuple[uuid.UUID, str], Outcome] = {}
         for worker in dict.fromkeys(c[1] for c in claims):
             mine = [c for c in claims if c[1] == worker]
             now, lease_until = max(c[2] for c in mine), max(c[3] for c in mine)
-            for row in await self._fetch("claim_tasks", {
-                    "ids": list(dict.fromkeys(c[0] for c in mine)), "worker": worker,
-                    "now": now, "lease_until": lease_until}):
-                since, paused = row.pop("waited_since"), row.pop("paused")
-                found[row["id"]] = (Claimed(to_task(row), since) if since is not None
-                                    else DispatchPaused() if paused and row["status"] == "new"
-                                    else TaskStatus(row["status"]))
+            ids = list(dict.fromkeys(c[0] for c in mine))
+            while ids:
+                rows = await self._fetch("claim_tasks", {
+                    "ids": ids, "worker": worker, "now": now, "lease_until": lease_until})
+                ids = [row["id"] for row in rows if row["lost"]]
+                for row in rows:
+                    since, paused = row.pop("waited_since"), row.pop("paused")
+                    if not row.pop("lost"):
+                        found[(row["id"], worker)] = (
+                            Claimed(to_task(row), since) if since is not None
+                            else DispatchPaused() if paused and row["status"] == "new"
+                            else TaskStatus(row["status"]))
         results: list[Outcome] = []
-        for task_id, *_ in claims:
-            result = found.get(task_id)
+        for task_id, worker, *_ in claims:
+            result = found.get((task_id, worker))
             results.append(result)
-            if isinstance(result, Claimed):
-                found[task_id] = result.task.status  # a second asker finds it claimed
+            if isinstance(result, Claimed):  # a second asker finds it claimed
+                found[(task_id, worker)] = result.task.status
         return results
 
     async def _apply(self, changes: Sequence[Change]) -> list[bool]:

@@ -11,8 +11,9 @@ import psycopg
 from tests.support.processes import Stack, eventually
 from tests.support.proxy import Proxy
 
-#: a simple-query COMMIT on the wire; an idle worker sends none, so the first is its claim's
-COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+#: the end of the claim's statement (claim_tasks) on the wire: it commits on its own, as soon
+#: as the database has run it
+CLAIM = b"id NOT IN (SELECT id FROM claimed)"
 SHORT_LEASES = {
     "TASKS_LEASE_SECONDS": "3",
     "TASKS_RECOVERY_INTERVAL_SECONDS": "0.5",
@@ -35,10 +36,10 @@ async def test_a_claim_the_worker_never_heard_of_expires_and_is_finished_while_i
         worker = stack.worker(TASKS_DATABASE_URL=proxy.url_for(database_url))
         await eventually(lambda: '"event": "process_ready"' in worker.log(), 30,
                          "the worker to be ready")
-        proxy.drop_replies_after(COMMIT)
+        proxy.drop_replies_after(CLAIM)
         async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
             task_id = (await http.post("/tasks", json={"title": "claimed unheard"})).json()["id"]
-        await eventually(proxy.trap_fired.is_set, 15, "the claim's COMMIT to be sent")
+        await eventually(proxy.trap_fired.is_set, 15, "the claim to be sent")
         await eventually(lambda: db.execute("SELECT status FROM tasks WHERE id = %s",
                                             [task_id]).fetchone() == ("in_progress",),
                          10, "the claim to be committed")

@@ -13,9 +13,10 @@ import pytest
 from psycopg import sql
 
 from adapters.postgres.uow import PostgresUnitOfWork
-from application.model import NewTaskRequest
+from application.model import Change, NewTask, NewTaskRequest
+from application.ports import TaskStore
 from domain.status import TaskSource, TaskStatus
-from domain.task import Task
+from domain.task import Task, Transition
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 
@@ -54,22 +55,25 @@ def replace(task: Task, **changes: Any) -> Task:
     return msgspec.structs.replace(task, **changes)
 
 
-async def store(uow: Callable[[], PostgresUnitOfWork], *tasks: Task) -> None:
-    """Insert the tasks (as `new`) and commit."""
-    async with uow() as u:
-        for task in tasks:
-            await u.tasks.add(task, request_for(task))
-        await u.commit()
+async def store(steps: TaskStore, *tasks: Task) -> None:
+    """Create the tasks (as `new`, each with its `created` history row), one after the other,
+    and take their dispatches out of the outbox, as the relay does once the broker confirmed."""
+    entries = []
+    for task in tasks:
+        stored = await steps.create(NewTask(task, request_for(task)))
+        assert stored.inserted and stored.entry is not None
+        entries.append(stored.entry)
+    await steps.remove(entries)
 
 
-async def store_as(uow: Callable[[], PostgresUnitOfWork], *tasks: Task) -> None:
-    """Insert the tasks, then force each row to the given value (any status, lease or error)."""
-    async with uow() as u:
-        for task in tasks:
-            fresh = replace(task, status=TaskStatus.NEW, attempts=0, error=None, lease_owner=None)
-            await u.tasks.add(fresh, request_for(task))
-            assert await u.tasks.compare_and_set(fresh, task)
-        await u.commit()
+async def store_as(steps: TaskStore, *tasks: Task) -> None:
+    """Create the tasks, then force each row to the given value (any status, lease or error),
+    with a history row for that change."""
+    fresh = [replace(t, status=TaskStatus.NEW, attempts=0, error=None, lease_owner=None)
+             for t in tasks]
+    await store(steps, *fresh)
+    for old, new in zip(fresh, tasks, strict=True):
+        assert await steps.apply(Change(old, new, Transition.between(old, new)))
 
 
 def count_rows(db: psycopg.Connection, table: str = "tasks") -> int:

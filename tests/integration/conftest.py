@@ -1,4 +1,5 @@
-"""Integration fixtures: units of work on the test database, a vhost and channel for AMQP tests."""
+"""Integration fixtures: the task store and units of work on the test database, a vhost and
+channel for AMQP tests."""
 
 from __future__ import annotations
 
@@ -9,18 +10,26 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.rabbitmq.topology import ALL
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from tests.support.services import Services
 
 UowFactory = Callable[[], PostgresUnitOfWork]
 
 
-@pytest.fixture(params=[False, True], ids=["plain", "pipelined"])
-def uow(pool: Any, request: pytest.FixtureRequest) -> UowFactory:
-    """What the container gives the use cases: a fresh unit of work on the test pool per call,
-    in both transaction modes (every PostgreSQL test runs plain and pipelined)."""
-    return lambda: PostgresUnitOfWork(pool, pipeline=request.param)
+@pytest.fixture
+def uow(pool: Any) -> UowFactory:
+    """What the container gives the sweeps and reads: a fresh unit of work on the test pool
+    per call."""
+    return lambda: PostgresUnitOfWork(pool)
+
+
+@pytest.fixture
+def steps(pool: Any) -> PostgresTaskStore:
+    """The steps of a task's life on the test pool, as the container gives them to the API."""
+    return PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""CreateTask on PostgreSQL: concurrent requests share a transaction but keep their own outcome."""
+"""CreateTask on PostgreSQL: concurrent requests share a statement but keep their own outcome."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import asyncio
 
 import psycopg
 import pytest
-from application.transactions import Transactions
 
-from adapters.system import SystemClock, Uuid7Source, WakeSignal
+from adapters.postgres.store import PostgresTaskStore
+from adapters.system import SystemClock, Uuid7Source
 from application.create import Created, CreateTask
 from application.model import NewTaskRequest
 from domain.errors import IdempotencyConflict, InvalidInput
+from tests.unit.fakes import CountingSignal
 
 from .builders import count_rows
-from .conftest import UowFactory
 
 
 @pytest.fixture
-def create(uow: UowFactory) -> CreateTask:
-    return CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
+def create(steps: PostgresTaskStore) -> CreateTask:
+    return CreateTask(steps, SystemClock(), Uuid7Source(), CountingSignal())
 
 
 async def at_once(create: CreateTask, *requests: NewTaskRequest) -> list[Created | BaseException]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from adapters.postgres.store import PostgresTaskStore
 from domain.task import Task
 
 from .builders import NOW, STALE_FIELDS, claimed, fetch, new_task, replace, store
@@ -34,10 +35,10 @@ async def claim_many(uow: UowFactory, tasks: list[Task], worker: str) -> set[uui
 
 
 async def test_get_many_returns_each_stored_task_once_and_leaves_out_unknown_ids(
-    uow: UowFactory,
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     one, two, unknown = new_task("one"), new_task("two"), new_task("never stored")
-    await store(uow, one, two)
+    await store(steps, one, two)
 
     async with uow() as u:
         found = await u.tasks.get_many([two.id, unknown.id, one.id, two.id])
@@ -48,10 +49,10 @@ async def test_get_many_returns_each_stored_task_once_and_leaves_out_unknown_ids
 
 
 async def test_compare_and_set_many_writes_the_rows_still_as_read_and_only_those(
-    uow: UowFactory,
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     fresh, moved_on, gone = new_task("fresh"), new_task("moved on"), new_task("never stored")
-    await store(uow, fresh, moved_on)
+    await store(steps, fresh, moved_on)
     assert await claim_many(uow, [moved_on], "other") == {moved_on.id}
     working = claimed(fresh, "w1")
     failed = working.fail(now=working.updated_at + timedelta(seconds=2), reason="disk full ✗")
@@ -70,10 +71,10 @@ async def test_compare_and_set_many_writes_the_rows_still_as_read_and_only_those
 
 @pytest.mark.parametrize("stale", STALE_FIELDS)
 async def test_a_stale_pair_in_a_batch_misses_while_the_others_are_written(
-    uow: UowFactory, stale: dict[str, object]
+    uow: UowFactory, steps: PostgresTaskStore, stale: dict[str, object]
 ) -> None:
     mine, other = new_task("mine"), new_task("other")
-    await store(uow, mine, other)
+    await store(steps, mine, other)
     await claim_many(uow, [mine, other], "worker-1")
     working_mine, working_other = claimed(mine, "worker-1"), claimed(other, "worker-1")
     later = NOW + timedelta(minutes=1)
@@ -90,9 +91,11 @@ async def test_a_stale_pair_in_a_batch_misses_while_the_others_are_written(
     assert await fetch(uow, other.id) == working_other.complete(now=later)
 
 
-async def test_a_batch_left_without_commit_changes_nothing(uow: UowFactory) -> None:
+async def test_a_batch_left_without_commit_changes_nothing(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     tasks = [new_task(f"t{n}") for n in range(3)]
-    await store(uow, *tasks)
+    await store(steps, *tasks)
 
     async with uow() as u:
         assert len(await u.tasks.compare_and_set_many([(t, claimed(t)) for t in tasks])) == 3
@@ -102,10 +105,10 @@ async def test_a_batch_left_without_commit_changes_nothing(uow: UowFactory) -> N
 
 
 async def test_a_task_twice_in_one_batch_is_refused_before_anything_is_written(
-    uow: UowFactory,
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
 
     with pytest.raises(ValueError, match="distinct"):
         await claim_many(uow, [task, task], "w1")
@@ -113,29 +116,29 @@ async def test_a_task_twice_in_one_batch_is_refused_before_anything_is_written(
     assert await fetch(uow, task.id) == task
 
 
-async def test_the_single_compare_and_set_and_get_go_through_the_same_statements(
-    uow: UowFactory,
+async def test_a_second_compare_and_set_from_the_same_value_in_one_transaction_misses(
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
 
     async with uow() as u:
-        first = await u.tasks.compare_and_set(task, claimed(task, "a"))
-        second = await u.tasks.compare_and_set(task, claimed(task, "b"))
+        first = await u.tasks.compare_and_set_many([(task, claimed(task, "a"))])
+        second = await u.tasks.compare_and_set_many([(task, claimed(task, "b"))])
         got = await u.tasks.get(task.id)
         await u.commit()
 
-    assert (first, second) == (True, False)
+    assert (first, second) == ({task.id}, set())
     assert got == claimed(task, "a")
 
 
 async def test_two_batches_over_the_same_ids_in_opposite_orders_claim_each_task_once(
-    uow: UowFactory, db: psycopg.Connection
+    uow: UowFactory, steps: PostgresTaskStore, db: psycopg.Connection
 ) -> None:
     """A third transaction holds the middle row: locked in input order, batch a would hold `low`
     and batch b `high`, and each would next need the other's; in id order they queue instead."""
     low, middle, high = sorted((new_task(f"t{n}") for n in range(3)), key=lambda t: t.id)
-    await store(uow, low, middle, high)
+    await store(steps, low, middle, high)
     fill(db)
 
     async def both_waiting() -> bool:
@@ -144,7 +147,7 @@ async def test_two_batches_over_the_same_ids_in_opposite_orders_claim_each_task_
         return row == (2,)
 
     async with uow() as holder:
-        assert await holder.tasks.compare_and_set(middle, claimed(middle, "holder"))
+        assert await holder.tasks.compare_and_set_many([(middle, claimed(middle, "holder"))])
         batches = [
             asyncio.ensure_future(claim_many(uow, order, worker))
             for order, worker in (([low, middle, high], "a"), ([high, middle, low], "b"))
@@ -164,10 +167,10 @@ async def test_two_batches_over_the_same_ids_in_opposite_orders_claim_each_task_
 
 
 async def test_many_concurrent_batches_over_shuffled_overlapping_ids_claim_each_task_once(
-    uow: UowFactory, db: psycopg.Connection
+    uow: UowFactory, steps: PostgresTaskStore, db: psycopg.Connection
 ) -> None:
     tasks = [new_task(f"t{n}") for n in range(40)]
-    await store(uow, *tasks)
+    await store(steps, *tasks)
     fill(db)
     rng = random.Random(7)
     orders = [rng.sample(tasks, 30) for _ in range(4)]  # pool of 4 connections

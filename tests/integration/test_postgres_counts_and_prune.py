@@ -7,17 +7,17 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from application.transactions import Transactions
 
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.system import SystemClock, Uuid7Source, WakeSignal
+from adapters.system import SystemClock, Uuid7Source
 from application.create import CreateTask
 from application.model import NewTaskRequest
 from application.process import ProcessTask
 from application.retention import PruneTasks
 from application.stops import StopRequests
 from domain.status import TaskStatus
-from tests.unit.fakes import FixedProcessor
+from tests.unit.fakes import CountingSignal, FixedProcessor
 
 from .builders import count_rows
 from .conftest import UowFactory
@@ -25,20 +25,21 @@ from .conftest import UowFactory
 S = TaskStatus
 
 
-async def finish_all(uow: UowFactory, ids: list[Any], result: str | None) -> None:
-    process = ProcessTask(Transactions(uow, wait_out_outages=True), FixedProcessor(result),
-                          SystemClock(), "w1", timedelta(seconds=30), StopRequests())
+async def finish_all(pool: Any, ids: list[Any], result: str | None) -> None:
+    process = ProcessTask(PostgresTaskStore(pool, hold=30.0, patient=True),
+                          FixedProcessor(result), SystemClock(), "w1", timedelta(seconds=30),
+                          StopRequests())
     await asyncio.gather(*(process(i) for i in ids))
 
 
 async def test_counts_follow_every_change_and_cost_a_few_rows(
-    uow: UowFactory, db: psycopg.Connection,
+    uow: UowFactory, steps: PostgresTaskStore, pool: Any, db: psycopg.Connection,
 ) -> None:
-    create = CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
+    create = CreateTask(steps, SystemClock(), Uuid7Source(), CountingSignal())
     made = await asyncio.gather(*(create(NewTaskRequest(title=f"t{n}")) for n in range(12)))
     ids = [c.task.id for c in made]
-    await finish_all(uow, ids[:5], None)
-    await finish_all(uow, ids[5:8], "boom")
+    await finish_all(pool, ids[:5], None)
+    await finish_all(pool, ids[5:8], "boom")
 
     async with uow() as u:
         counts = await u.tasks.counts()
@@ -52,12 +53,12 @@ async def test_counts_follow_every_change_and_cost_a_few_rows(
 
 
 async def test_prune_deletes_old_finished_tasks_their_history_and_their_counts(
-    uow: UowFactory, db: psycopg.Connection,
+    uow: UowFactory, steps: PostgresTaskStore, pool: Any, db: psycopg.Connection,
 ) -> None:
-    create = CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
+    create = CreateTask(steps, SystemClock(), Uuid7Source(), CountingSignal())
     made = await asyncio.gather(*(create(NewTaskRequest(title=f"t{n}")) for n in range(7)))
     ids = [c.task.id for c in made]
-    await finish_all(uow, ids[:5], None)
+    await finish_all(pool, ids[:5], None)
     db.execute("UPDATE tasks SET finished_at = finished_at - interval '3 days' "
                "WHERE id = ANY(%s)", (ids[:4],))
 
@@ -76,10 +77,11 @@ async def test_prune_skips_rows_in_use_and_only_one_pruner_works_at_a_time(
     pool: Any, db: psycopg.Connection, database_url: str,
 ) -> None:
     uow = lambda: PostgresUnitOfWork(pool)  # noqa: E731
-    create = CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
+    create = CreateTask(PostgresTaskStore(pool, hold=30.0), SystemClock(), Uuid7Source(),
+                        CountingSignal())
     made = await asyncio.gather(*(create(NewTaskRequest(title=f"t{n}")) for n in range(3)))
     ids = [c.task.id for c in made]
-    await finish_all(uow, ids, None)
+    await finish_all(pool, ids, None)
     db.execute("UPDATE tasks SET finished_at = finished_at - interval '3 days'")
     prune = PruneTasks(uow, SystemClock())
 

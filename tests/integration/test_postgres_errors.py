@@ -1,4 +1,5 @@
-"""Errors leave the PostgreSQL unit of work as the application's own, never as psycopg's."""
+"""Errors leave the PostgreSQL task store and unit of work as the application's own, never as
+psycopg's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import psycopg
 import pytest
 
 from adapters.postgres.pool import make_pool
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
+from application.model import NewTask
 from domain.errors import InvalidInput, ServiceUnavailable
 from domain.task import Task
 
@@ -16,10 +19,8 @@ from .builders import fetch, new_task, request_for
 from .conftest import UowFactory
 
 
-async def add_and_commit(uow: UowFactory, task: Task, key: str | None = None) -> None:
-    async with uow() as u:
-        await u.tasks.add(task, request_for(task, key))
-        await u.commit()
+async def create(steps: PostgresTaskStore, task: Task, key: str | None = None) -> None:
+    await steps.create(NewTask(task, request_for(task, key)))
 
 
 @pytest.mark.parametrize(
@@ -31,22 +32,24 @@ async def add_and_commit(uow: UowFactory, task: Task, key: str | None = None) ->
     ],
 )
 async def test_a_value_postgres_refuses_surfaces_as_invalid_input(
-    uow: UowFactory, refused: Task
+    steps: PostgresTaskStore, refused: Task
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await add_and_commit(uow, refused)
+        await create(steps, refused)
 
     assert not isinstance(caught.value, psycopg.Error)
     assert "the database refused the value" in str(caught.value)
     assert isinstance(caught.value.__cause__, psycopg.Error)
 
 
-async def test_the_pool_stays_usable_after_a_refused_value(uow: UowFactory) -> None:
+async def test_the_pool_stays_usable_after_a_refused_value(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     refused, fine = new_task("t" * 300), new_task("fine")
     with pytest.raises(InvalidInput):
-        await add_and_commit(uow, refused)
+        await create(steps, refused)
     for _ in range(6):  # more than the pool holds: no connection was lost or left broken
-        await add_and_commit(uow, fine, key="same")
+        await create(steps, fine, key="same")
 
     assert await fetch(uow, fine.id) == fine
 

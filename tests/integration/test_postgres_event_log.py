@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 
 from adapters.postgres.events import EVENTS, PostgresEventLog
-from application.model import ORIGIN, Event
+from adapters.postgres.store import PostgresTaskStore
+from application.model import ORIGIN, Event, NewTask
 from application.watch import LAST, WatchTasks
 from domain.task import Transition
 
@@ -57,15 +58,12 @@ class _Connection:
 
 
 async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_ends(
-    pool: Any, database_url: str, uow: UowFactory
+    pool: Any, database_url: str, steps: PostgresTaskStore
 ) -> None:
     older = await psycopg.AsyncConnection.connect(database_url)
     await older.execute("SELECT pg_current_xact_id()")  # open, with an id below the next one
     task = new_task("held back")
-    async with uow() as u:
-        await u.tasks.add(task, request_for(task))
-        await u.tasks.record([Transition.between(None, task)])
-        await u.commit()
+    await steps.create(NewTask(task, request_for(task)))
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT max(tx)::text AS tx FROM task_history")).fetchone()
     notifications = Notifications()
@@ -92,7 +90,7 @@ async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_
 
 
 async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_back(
-    pool: Any, empty_database_url: str, uow: UowFactory
+    pool: Any, empty_database_url: str, steps: PostgresTaskStore
 ) -> None:
     """Its transactions cannot write this database's history: the feed need not wait for them
     (the one above, of this database, it must wait for)."""
@@ -100,10 +98,7 @@ async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_
     try:
         await elsewhere.execute("SELECT pg_current_xact_id()")  # open, older than the event
         task = new_task("not held back")
-        async with uow() as u:
-            await u.tasks.add(task, request_for(task))
-            await u.tasks.record([Transition.between(None, task)])
-            await u.commit()
+        await steps.create(NewTask(task, request_for(task)))
         feed = PostgresEventLog(pool, Notifications(), patience=0.05)  # type: ignore[arg-type]
 
         # first the cheap horizon, which any database's oldest writer holds back; once the
@@ -120,7 +115,8 @@ async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_
 
 
 async def test_a_task_stream_gets_every_event_while_another_database_holds_the_cheap_horizon(
-    pool: Any, empty_database_url: str, uow: UowFactory
+    pool: Any, empty_database_url: str, uow: UowFactory,
+    steps: PostgresTaskStore,
 ) -> None:
     """The feed reads the horizon two ways; a stream that joined at one must not catch up
     below the other (it would skip what lies between, or end having sent nothing)."""
@@ -130,13 +126,10 @@ async def test_a_task_stream_gets_every_event_while_another_database_holds_the_c
         task = new_task("watched")
         started = task.claim(now=task.created_at, worker="w1", lease_until=task.created_at)
         done = started.complete(now=task.created_at)
-        async with uow() as u:
-            await u.tasks.add(task, request_for(task))
-            await u.tasks.record([Transition.between(None, task)])
-            await u.commit()
-        async with uow() as u:
-            assert await u.tasks.compare_and_set(task, started)
-            assert await u.tasks.compare_and_set(started, done)
+        await steps.create(NewTask(task, request_for(task)))
+        async with uow() as u:  # two changes in one transaction
+            assert await u.tasks.compare_and_set_many([(task, started)]) == {task.id}
+            assert await u.tasks.compare_and_set_many([(started, done)]) == {task.id}
             await u.tasks.record([Transition.between(task, started, worker="w1"),
                                   Transition.between(started, done, worker="w1")])
             await u.commit()

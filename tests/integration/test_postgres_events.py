@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -13,12 +14,15 @@ import pytest
 from adapters.postgres.cancels import CANCELS, hear_cancels
 from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.listener import PostgresListener
-from application.model import ORIGIN
+from adapters.postgres.store import PostgresTaskStore
+from adapters.system import SystemClock
+from application.model import ORIGIN, Claimed, Event, NewTask
+from application.operator import CancelTask
 from application.stops import StopRequests
 from application.watch import LAST
 from domain.task import Transition
 
-from .builders import claimed, new_task, request_for
+from .builders import claimed, new_task, request_for, store
 from .conftest import UowFactory
 from .waiting import eventually
 
@@ -41,29 +45,33 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def created(uow: UowFactory, title: str) -> uuid.UUID:
+async def created(steps: PostgresTaskStore, title: str) -> uuid.UUID:
+    """A task and its `created` history row, in one statement (as CreateTask stores it)."""
     task = new_task(title)
-    async with uow() as u:
-        await u.tasks.add(task, request_for(task))
-        await u.tasks.record([Transition.between(None, task)])
-        await u.commit()
+    await steps.create(NewTask(task, request_for(task)))
     return task.id
 
 
-async def test_events_come_in_commit_order_with_the_task_as_it_was_then(
-    uow: UowFactory, feed: PostgresEventLog,
-) -> None:
-    first = await created(uow, "one")
-    second = await created(uow, "two")
-    async with uow() as u:
-        task = await u.tasks.get(first)
-        assert task is not None
-        taken = claimed(task)
-        assert await u.tasks.compare_and_set(task, taken)
-        await u.tasks.record([Transition.between(task, taken, worker="w")])
-        await u.commit()
+async def claim(steps: PostgresTaskStore, task_id: uuid.UUID) -> None:
+    now = datetime.now(UTC)
+    assert isinstance(await steps.claim(task_id, worker="w", now=now,
+                                        lease_until=now + timedelta(seconds=30)), Claimed)
 
-    events = await feed.read(ORIGIN, LAST, 10)
+
+async def test_events_come_in_commit_order_with_the_task_as_it_was_then(
+    steps: PostgresTaskStore, feed: PostgresEventLog,
+) -> None:
+    first = await created(steps, "one")
+    second = await created(steps, "two")
+    await claim(steps, first)
+
+    async def all_three() -> list[Event] | None:
+        """Readable once no older transaction of any database could still commit history
+        (another session's writer may hold the horizon back a moment)."""
+        read = await feed.read(ORIGIN, LAST, 10)
+        return read if len(read) >= 3 else None
+
+    events = await eventually(all_three, "the three events readable")
 
     assert [(e.task.id, e.transition.to_status) for e in events] == [
         (first, "new"), (second, "new"), (first, "in_progress")]
@@ -78,7 +86,7 @@ async def test_events_come_in_commit_order_with_the_task_as_it_was_then(
 
 
 async def test_an_event_is_held_back_while_an_older_transaction_is_open_then_never_skipped(
-    uow: UowFactory, feed: PostgresEventLog, database_url: str,
+    steps: PostgresTaskStore, feed: PostgresEventLog, database_url: str,
 ) -> None:
     """Row ids are handed out in insert order: a transaction that took its id first but
     commits last must not be skipped by a reader that already moved past the others."""
@@ -92,7 +100,7 @@ async def test_an_event_is_held_back_while_an_older_transaction_is_open_then_nev
             (early.id,))
         await slow.execute("INSERT INTO task_history (task_id, to_status, at, attempt)"
                            " VALUES (%s, 'new', now(), 0)", (early.id,))
-        late = await created(uow, "late")  # commits while `slow` is still open
+        late = await created(steps, "late")  # commits while `slow` is still open
 
         held = await feed.read(before, LAST, 10)
         assert held == []  # the late one waits: an older transaction could still commit
@@ -103,8 +111,10 @@ async def test_an_event_is_held_back_while_an_older_transaction_is_open_then_nev
 
 
 async def test_one_notification_per_transaction_wakes_the_feed(
-    uow: UowFactory, feed: PostgresEventLog,
+    uow: UowFactory, steps: PostgresTaskStore, feed: PostgresEventLog,
 ) -> None:
+    tasks = [new_task(f"t{n}") for n in range(3)]
+    await store(steps, *tasks)
     woken = 0
 
     async def count() -> None:
@@ -116,10 +126,10 @@ async def test_one_notification_per_transaction_wakes_the_feed(
     await asyncio.sleep(0.2)
     woken = 0
     async with uow() as u:  # three history statements, one transaction
-        for n in range(3):
-            task = new_task(f"t{n}")
-            await u.tasks.add(task, request_for(task))
-            await u.tasks.record([Transition.between(None, task)])
+        for task in tasks:
+            taken = claimed(task)
+            assert await u.tasks.compare_and_set_many([(task, taken)]) == {task.id}
+            await u.tasks.record([Transition.between(task, taken, worker="w")])
         await u.commit()
     await eventually(lambda: _true(woken >= 1), "the feed to be woken")
     await asyncio.sleep(0.3)
@@ -128,7 +138,7 @@ async def test_one_notification_per_transaction_wakes_the_feed(
 
 
 async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its_attempt(
-    uow: UowFactory, database_url: str,
+    steps: PostgresTaskStore, database_url: str,
 ) -> None:
     stops = StopRequests()
     listener = PostgresListener(database_url, check_every=1.0)
@@ -136,20 +146,11 @@ async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its
     running = asyncio.create_task(listener.run())
     try:
         await eventually(lambda: _true(listener.connected), "the listener to connect")
-        task_id = await created(uow, "cancel me")
-        async with uow() as u:
-            task = await u.tasks.get(task_id)
-            assert task is not None
-            taken = claimed(task)
-            assert await u.tasks.compare_and_set(task, taken)
-            await u.commit()
+        task_id = await created(steps, "cancel me")
+        await claim(steps, task_id)
         with stops.watching((task_id, 1)) as stop:
-            async with uow() as u:
-                current = await u.tasks.get(task_id)
-                assert current is not None
-                asked = current.cancel(now=current.updated_at, actor="ops", reason=None)
-                assert await u.tasks.compare_and_set(current, asked)
-                await u.commit()
+            cancelled = await CancelTask(steps, SystemClock())(task_id, "ops", None)
+            assert not cancelled.stopped  # running: its worker is asked to stop
             await asyncio.wait_for(stop.wait(), 2.0)
     finally:
         running.cancel()
@@ -158,7 +159,7 @@ async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its
 
 async def test_the_listener_reconnects_after_its_connection_is_killed(
     feed: PostgresEventLog, listener: PostgresListener, db: psycopg.Connection,
-    uow: UowFactory,
+    steps: PostgresTaskStore,
 ) -> None:
     db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                "WHERE datname = current_database() AND application_name = 'tasks listener'")
@@ -171,6 +172,6 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
             woke.set()
 
     waiting = asyncio.create_task(wait_one())
-    await created(uow, "after the reconnect")
+    await created(steps, "after the reconnect")
     await asyncio.wait_for(woke.wait(), 3.0)
     waiting.cancel()

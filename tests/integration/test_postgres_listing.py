@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from adapters.postgres.store import PostgresTaskStore
 from application.model import Cursor, ListQuery
 from domain.status import TaskStatus
 from domain.task import Task
@@ -42,38 +43,40 @@ def ids(tasks: list[Task]) -> list[object]:
     return [t.id for t in tasks]
 
 
-async def test_tasks_are_listed_newest_first(uow: UowFactory) -> None:
+async def test_tasks_are_listed_newest_first(uow: UowFactory, steps: PostgresTaskStore) -> None:
     tasks = tasks_one_second_apart(5)
-    await store(uow, *reversed(tasks[2:]), *tasks[:2])  # insertion order must not matter
+    await store(steps, *reversed(tasks[2:]), *tasks[:2])  # insertion order must not matter
 
     assert ids(await page(uow, ListQuery())) == ids(tasks[::-1])
 
 
 async def test_a_page_holds_one_row_more_than_the_limit_to_tell_that_more_follow(
-    uow: UowFactory,
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     tasks = tasks_one_second_apart(5)
-    await store(uow, *tasks)
+    await store(steps, *tasks)
 
     assert ids(await page(uow, ListQuery(limit=2))) == ids(tasks[:-4:-1])
     assert len(await page(uow, ListQuery(limit=5))) == 5
 
 
-async def test_a_status_filter_keeps_only_that_status(uow: UowFactory) -> None:
+async def test_a_status_filter_keeps_only_that_status(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     fresh, working = tasks_one_second_apart(2)
-    await store(uow, fresh)
-    await store_as(uow, claimed(working))
+    await store(steps, fresh)
+    await store_as(steps, claimed(working))
 
     listed = await page(uow, ListQuery(statuses=frozenset({TaskStatus.IN_PROGRESS})))
 
     assert ids(listed) == [working.id]
 
 
-async def test_several_statuses_mean_any_of_them(uow: UowFactory) -> None:
+async def test_several_statuses_mean_any_of_them(uow: UowFactory, steps: PostgresTaskStore) -> None:
     fresh, working, done, failed = tasks_one_second_apart(4)
     later = NOW + timedelta(minutes=1)
-    await store(uow, fresh)
-    await store_as(uow, claimed(working), claimed(done).complete(now=later),
+    await store(steps, fresh)
+    await store_as(steps, claimed(working), claimed(done).complete(now=later),
                    claimed(failed).fail(now=later, reason="nope"))
 
     listed = await page(uow, ListQuery(statuses=frozenset({TaskStatus.NEW, TaskStatus.ERROR})))
@@ -84,40 +87,48 @@ async def test_several_statuses_mean_any_of_them(uow: UowFactory) -> None:
     assert ids(nothing) == [done.id, working.id]
 
 
-async def test_walking_the_pages_returns_every_row_exactly_once(uow: UowFactory) -> None:
+async def test_walking_the_pages_returns_every_row_exactly_once(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     tasks = tasks_one_second_apart(11)
-    await store(uow, *tasks)
+    await store(steps, *tasks)
 
     assert ids(await walk(uow, limit=3)) == ids(tasks[::-1])
 
 
-async def test_tasks_created_in_the_same_microsecond_are_paged_by_id(uow: UowFactory) -> None:
+async def test_tasks_created_in_the_same_microsecond_are_paged_by_id(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     twins = [new_task(f"twin {i}", at=NOW) for i in range(7)]
-    await store(uow, *twins)
+    await store(steps, *twins)
 
     walked = await walk(uow, limit=2)
 
     assert ids(walked) == sorted(ids(twins), reverse=True)  # type: ignore[type-var]
 
 
-async def test_a_filtered_walk_returns_every_matching_row_exactly_once(uow: UowFactory) -> None:
+async def test_a_filtered_walk_returns_every_matching_row_exactly_once(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     tasks = tasks_one_second_apart(9)
     working = [claimed(t) for t in tasks[::2]]
-    await store(uow, *tasks[1::2])
-    await store_as(uow, *working)
+    await store(steps, *tasks[1::2])
+    await store_as(steps, *working)
 
     walked = await walk(uow, limit=2, statuses=frozenset({TaskStatus.IN_PROGRESS}))
 
     assert ids(walked) == ids(working[::-1])
 
 
-async def test_rows_inserted_between_pages_do_not_disturb_the_walk(uow: UowFactory) -> None:
+async def test_rows_inserted_between_pages_do_not_disturb_the_walk(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     tasks = tasks_one_second_apart(10)
-    await store(uow, *tasks)
+    await store(steps, *tasks)
     arrivals = iter(tasks_one_second_apart(20, start=NOW + timedelta(hours=1)))
 
     async def two_more_arrive() -> None:
-        await store(uow, next(arrivals), next(arrivals))
+        await store(steps, next(arrivals), next(arrivals))
 
     walked = await walk(uow, limit=3, between_pages=two_more_arrive)
 

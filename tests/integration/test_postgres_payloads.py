@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from adapters.postgres.events import PostgresEventLog
-from application.model import ORIGIN, ListQuery
+from adapters.postgres.store import PostgresTaskStore
+from application.model import ORIGIN, ListQuery, NewTask
 from application.watch import LAST
-from domain.task import Transition
 
 from .builders import new_task, request_for
 from .conftest import UowFactory
@@ -27,15 +27,14 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=repr)
-async def test_a_payload_with_nul_round_trips_through_add_get_list_and_a_repeated_key(
-    uow: UowFactory, db: psycopg.Connection, payload: dict[str, Any],
+async def test_a_payload_with_nul_round_trips_through_create_get_list_and_a_repeated_key(
+    uow: UowFactory, steps: PostgresTaskStore, db: psycopg.Connection, payload: dict[str, Any],
 ) -> None:
     task = new_task(payload=payload)
+    stored = await steps.create(NewTask(task, request_for(task, key="k1")))
+    again = await steps.create(NewTask(new_task(payload=payload), request_for(task, key="k1")))
+    assert await steps.get(task.id) == task
     async with uow() as u:
-        stored = await u.tasks.add(task, request_for(task, key="k1"))
-        await u.commit()
-    async with uow() as u:
-        again = await u.tasks.add(new_task(payload=payload), request_for(task, key="k1"))
         got = await u.tasks.get(task.id)
         listed = await u.tasks.page(ListQuery(limit=10))
 
@@ -48,13 +47,10 @@ async def test_a_payload_with_nul_round_trips_through_add_get_list_and_a_repeate
 
 
 async def test_a_payload_with_nul_reaches_the_event_feed_whole(
-    uow: UowFactory, feed: PostgresEventLog,  # noqa: F811
+    steps: PostgresTaskStore, feed: PostgresEventLog,  # noqa: F811
 ) -> None:
     task = new_task(payload=PAYLOADS[1])
-    async with uow() as u:
-        await u.tasks.add(task, request_for(task))
-        await u.tasks.record([Transition.between(None, task)])
-        await u.commit()
+    await steps.create(NewTask(task, request_for(task)))
 
     events = await eventually(lambda: feed.read(ORIGIN, LAST, 10), "the event readable")
 

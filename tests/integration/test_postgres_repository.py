@@ -1,14 +1,17 @@
-"""The PostgreSQL task repository through its unit of work: what goes in comes back out."""
+"""The PostgreSQL task repository through its unit of work (and tasks created through the task
+store): what goes in comes back out."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta, timezone
+from typing import Any
 
 import psycopg
 import pytest
 
-from application.model import Stored
+from adapters.postgres.store import PostgresTaskStore
+from application.model import Dispatch, NewTask, Stored
 from domain.status import TaskSource, TaskStatus
 from domain.task import Transition
 
@@ -33,13 +36,13 @@ PAYLOAD = {
 }
 
 
-async def test_a_new_task_comes_back_with_every_field_intact(uow: UowFactory) -> None:
+async def test_a_new_task_comes_back_with_every_field_intact(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     in_india = timezone(timedelta(hours=5, minutes=30))
     task = new_task("Grüße 👋", at=NOW.astimezone(in_india), description="línea\nnueva",
                     payload=PAYLOAD, source=TaskSource.AMQP)
-    async with uow() as u:
-        stored = await u.tasks.add(task, request_for(task))
-        await u.commit()
+    stored = await steps.create(NewTask(task, request_for(task)))
 
     got = await fetch(uow, task.id)
 
@@ -52,17 +55,19 @@ async def test_a_new_task_comes_back_with_every_field_intact(uow: UowFactory) ->
         None, None, None, None)
 
 
-async def test_compare_and_set_stores_the_lease_and_the_outcome_fields(uow: UowFactory) -> None:
+async def test_compare_and_set_stores_the_lease_and_the_outcome_fields(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
     working = claimed(task, worker="worker-7")
     failed = working.fail(now=working.updated_at + timedelta(seconds=2), reason="disk full ✗")
     async with uow() as u:
-        assert await u.tasks.compare_and_set(task, working)
+        assert await u.tasks.compare_and_set_many([(task, working)]) == {task.id}
         await u.commit()
     assert await fetch(uow, task.id) == working
     async with uow() as u:
-        assert await u.tasks.compare_and_set(working, failed)
+        assert await u.tasks.compare_and_set_many([(working, failed)]) == {task.id}
         await u.commit()
 
     got = await fetch(uow, task.id)
@@ -78,16 +83,12 @@ async def test_getting_an_unknown_id_returns_none(uow: UowFactory) -> None:
 
 
 async def test_the_same_key_from_the_same_source_returns_the_first_task_and_its_fingerprint(
-    uow: UowFactory, db: psycopg.Connection
+    steps: PostgresTaskStore, db: psycopg.Connection
 ) -> None:
     first, second = new_task("first"), new_task("second")
     asked = request_for(first, key="key-1")
-    async with uow() as u:
-        created = await u.tasks.add(first, asked)
-        await u.commit()
-    async with uow() as u:
-        again = await u.tasks.add(second, request_for(second, key="key-1"))
-        await u.commit()
+    created = await steps.create(NewTask(first, asked))
+    again = await steps.create(NewTask(second, request_for(second, key="key-1")))
 
     assert created.inserted and created.fingerprint == asked.fingerprint()
     assert not again.inserted
@@ -97,30 +98,24 @@ async def test_the_same_key_from_the_same_source_returns_the_first_task_and_its_
 
 
 async def test_the_same_key_under_the_other_source_is_a_different_task(
-    uow: UowFactory, db: psycopg.Connection
+    steps: PostgresTaskStore, db: psycopg.Connection
 ) -> None:
     by_api, by_amqp = new_task(source=TaskSource.API), new_task(source=TaskSource.AMQP)
-    async with uow() as u:
-        one = await u.tasks.add(by_api, request_for(by_api, key="shared"))
-        two = await u.tasks.add(by_amqp, request_for(by_amqp, key="shared"))
-        await u.commit()
+    one = await steps.create(NewTask(by_api, request_for(by_api, key="shared")))
+    two = await steps.create(NewTask(by_amqp, request_for(by_amqp, key="shared")))
 
     assert one.inserted and two.inserted
     assert count_rows(db) == 2
 
 
-async def test_two_concurrent_adds_with_the_same_key_store_exactly_one_row(
-    uow: UowFactory, db: psycopg.Connection
+async def test_two_processes_creating_with_the_same_key_at_once_store_exactly_one_row(
+    pool: Any, db: psycopg.Connection
 ) -> None:
-    both_open = asyncio.Barrier(2)
-
+    """Two stores (two API processes) never share a statement: the database settles it."""
     async def add(title: str) -> Stored:
         task = new_task(title)
-        async with uow() as u:
-            await both_open.wait()  # both transactions exist before either inserts
-            stored = await u.tasks.add(task, request_for(task, key="race"))
-            await u.commit()
-        return stored
+        return await PostgresTaskStore(pool, hold=30).create(
+            NewTask(task, request_for(task, key="race")))
 
     results = await asyncio.gather(add("one"), add("two"))
 
@@ -130,51 +125,53 @@ async def test_two_concurrent_adds_with_the_same_key_store_exactly_one_row(
     assert count_rows(db) == 1
 
 
-async def test_compare_and_set_succeeds_once(uow: UowFactory) -> None:
+async def test_compare_and_set_succeeds_once(uow: UowFactory, steps: PostgresTaskStore) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
     async with uow() as u:
-        first = await u.tasks.compare_and_set(task, claimed(task, worker="a"))
+        first = await u.tasks.compare_and_set_many([(task, claimed(task, worker="a"))])
         await u.commit()
     async with uow() as u:
-        second = await u.tasks.compare_and_set(task, claimed(task, worker="b"))
+        second = await u.tasks.compare_and_set_many([(task, claimed(task, worker="b"))])
         await u.commit()
 
-    assert (first, second) == (True, False)
+    assert (first, second) == ({task.id}, set())
     assert await fetch(uow, task.id) == claimed(task, worker="a")
 
 
 @pytest.mark.parametrize("stale", STALE_FIELDS)
 async def test_compare_and_set_misses_and_leaves_the_row_alone_when_the_row_moved_on(
-    uow: UowFactory, stale: dict[str, object]
+    uow: UowFactory, steps: PostgresTaskStore, stale: dict[str, object]
 ) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
     working = claimed(task, worker="worker-1")
     async with uow() as u:
-        assert await u.tasks.compare_and_set(task, working)
+        assert await u.tasks.compare_and_set_many([(task, working)]) == {task.id}
         await u.commit()
 
     async with uow() as u:
-        hit = await u.tasks.compare_and_set(replace(working, **stale),
-                                            working.complete(now=NOW + timedelta(minutes=1)))
+        hit = await u.tasks.compare_and_set_many([
+            (replace(working, **stale), working.complete(now=NOW + timedelta(minutes=1)))])
         await u.commit()
 
-    assert hit is False
+    assert hit == set()
     assert await fetch(uow, task.id) == working
 
 
-async def test_two_concurrent_claims_of_one_task_let_exactly_one_win(uow: UowFactory) -> None:
+async def test_two_concurrent_claims_of_one_task_let_exactly_one_win(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     task = new_task()
-    await store(uow, task)
+    await store(steps, task)
     both_open = asyncio.Barrier(2)
 
     async def claim(worker: str) -> bool:
         async with uow() as u:
             await both_open.wait()
-            won = await u.tasks.compare_and_set(task, claimed(task, worker=worker))
+            won = await u.tasks.compare_and_set_many([(task, claimed(task, worker=worker))])
             await u.commit()
-        return won
+        return won == {task.id}
 
     results = await asyncio.gather(claim("a"), claim("b"))
 
@@ -184,63 +181,72 @@ async def test_two_concurrent_claims_of_one_task_let_exactly_one_win(uow: UowFac
 
 
 async def test_leaving_without_commit_stores_nothing(
-    uow: UowFactory, db: psycopg.Connection
+    uow: UowFactory, steps: PostgresTaskStore, db: psycopg.Connection
 ) -> None:
     task = new_task()
+    await store(steps, task)
+    working = claimed(task)
     async with uow() as u:
-        await u.tasks.add(task, request_for(task))
-        await u.tasks.record([Transition.between(None, task)])
+        assert await u.tasks.compare_and_set_many([(task, working)]) == {task.id}
+        await u.tasks.record([Transition.between(task, working, worker="worker-1")])
+        await u.outbox.put([Dispatch(task.id, 1)])
 
-    assert await fetch(uow, task.id) is None
-    assert count_rows(db) == 0 and count_rows(db, "task_history") == 0
+    assert await fetch(uow, task.id) == task
+    assert count_rows(db, "task_history") == 1  # its `created` row alone
+    assert count_rows(db, "dispatch_outbox") == 0
 
 
 async def test_an_error_inside_the_unit_of_work_rolls_back_and_propagates_unchanged(
-    uow: UowFactory,
+    uow: UowFactory, steps: PostgresTaskStore,
 ) -> None:
     task = new_task()
+    await store(steps, task)
 
-    async def add_then_fail() -> None:
+    async def change_then_fail() -> None:
         async with uow() as u:
-            await u.tasks.add(task, request_for(task))
+            assert await u.tasks.compare_and_set_many([(task, claimed(task))]) == {task.id}
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        await add_then_fail()
+        await change_then_fail()
 
-    assert await fetch(uow, task.id) is None
+    assert await fetch(uow, task.id) == task
 
 
-async def test_history_comes_back_oldest_first_and_only_for_that_task(uow: UowFactory) -> None:
+async def test_history_comes_back_oldest_first_and_only_for_that_task(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     task, other = new_task("mine"), new_task("other")
-    await store(uow, task, other)
+    await store(steps, task, other)
     working = claimed(task, worker="w-1")
     done = working.complete(now=working.updated_at + timedelta(seconds=5))
-    steps = [
-        Transition.between(None, task),
+    changes = [
+        Transition.between(None, task),  # written by the create
         Transition.between(task, working, worker="w-1"),
         Transition.between(working, done, worker="w-1", reason="all good"),
     ]
     async with uow() as u:
-        await u.tasks.record(steps[:2])
-        await u.tasks.record([Transition.between(None, other)])
-        await u.tasks.record(steps[2:])
+        await u.tasks.record(changes[1:2])
+        await u.tasks.record([Transition.between(other, claimed(other), worker="w-2")])
+        await u.tasks.record(changes[2:])
         await u.tasks.record([])
         await u.commit()
 
     async with uow() as u:
         history = await u.tasks.history(task.id)
 
-    assert history == steps
+    assert history == changes
     assert [h.to_status for h in history] == ["new", "in_progress", "completed"]
     assert all(h.at.utcoffset() is not None for h in history)
 
 
-async def test_counts_come_from_the_counters_that_every_change_keeps(uow: UowFactory) -> None:
+async def test_counts_come_from_the_counters_that_every_change_keeps(
+    uow: UowFactory, steps: PostgresTaskStore,
+) -> None:
     waiting, working = new_task("waiting"), new_task("working")
-    await store(uow, waiting, working)
+    await store(steps, waiting, working)
     async with uow() as u:
-        assert await u.tasks.compare_and_set(working, claimed(working, worker="w-1"))
+        assert await u.tasks.compare_and_set_many([(working, claimed(working, worker="w-1"))])
         await u.commit()
 
     async with uow() as u:

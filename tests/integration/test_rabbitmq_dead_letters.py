@@ -10,17 +10,19 @@ import msgspec
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
-from application.transactions import Transactions
 
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
 from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 from adapters.rabbitmq.deadletters import RabbitDeadLetters
-from adapters.system import SystemClock, Uuid7Source, WakeSignal
+from adapters.system import SystemClock, Uuid7Source
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.create import CreateTask
 from application.deadletters import DeadLetter, ListDeadLetters, ReplayDeadLetters, Verdict
 from application.messaging import Delivery
 from application.model import Dispatch, NewTaskRequest
 from entrypoints.intake import intake_handler
+from tests.unit.fakes import CountingSignal
 
 from .amqp import existing, next_message, running, send
 from .waiting import eventually
@@ -37,8 +39,8 @@ async def count(channel: AbstractChannel, queue: str) -> int:
 async def test_a_bad_intake_message_is_listed_then_replayed_with_its_message_id(
     amqp_url: str, channel: AbstractChannel, pool: Any, db: psycopg.Connection,
 ) -> None:
-    create = CreateTask(Transactions(lambda: PostgresUnitOfWork(pool)), SystemClock(),
-                        Uuid7Source(), WakeSignal())
+    create = CreateTask(PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS), SystemClock(),
+                        Uuid7Source(), CountingSignal())
     async with running(amqp_url, [(CREATE, 10, intake_handler(create))]) as broker:
         # refused once (the title is too long for a task, say, after an upgrade)... simulated
         # here by a message the intake rejects, then fixed up by hand in the DLQ copy below
@@ -64,8 +66,8 @@ async def test_a_bad_intake_message_is_listed_then_replayed_with_its_message_id(
 async def test_a_dispatch_dead_lettered_by_its_delivery_limit_goes_back_only_while_new(
     amqp_url: str, channel: AbstractChannel, pool: Any,
 ) -> None:
-    create = CreateTask(Transactions(lambda: PostgresUnitOfWork(pool)), SystemClock(),
-                        Uuid7Source(), WakeSignal())
+    create = CreateTask(PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS), SystemClock(),
+                        Uuid7Source(), CountingSignal())
     waiting = (await create(NewTaskRequest(title="still new"))).task
 
     async def refuse(delivery: Delivery) -> None:

@@ -10,14 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from application.transactions import Transactions
 
-from adapters.postgres.uow import PostgresUnitOfWork
+from adapters.postgres.store import PostgresTaskStore
 from adapters.queues import CREATE, CREATE_DLQ, REASON_HEADER
 from adapters.rabbitmq.broker import RabbitMQ
-from adapters.system import SystemClock, Uuid7Source, WakeSignal
+from adapters.system import SystemClock, Uuid7Source
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.create import CreateTask
 from entrypoints.intake import intake_handler
+from tests.unit.fakes import CountingSignal
 
 from .amqp import existing, header, next_message, running, send
 
@@ -25,8 +26,8 @@ from .amqp import existing, header, next_message, running, send
 @pytest.fixture
 async def intake(amqp_url: str, pool: Any) -> AsyncIterator[RabbitMQ]:
     """The intake consumer as `tasks api` runs it, on the test database and vhost."""
-    create = CreateTask(Transactions(lambda: PostgresUnitOfWork(pool)), SystemClock(),
-                        Uuid7Source(), WakeSignal())
+    create = CreateTask(PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS), SystemClock(),
+                        Uuid7Source(), CountingSignal())
     async with running(amqp_url, [(CREATE, 10, intake_handler(create))]) as broker:
         yield broker
 

@@ -14,12 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
-from application.transactions import Transactions
 
-from adapters.postgres.uow import PostgresUnitOfWork
+from adapters.postgres.store import PostgresTaskStore
 from adapters.queues import DISPATCH, DISPATCH_DLQ
 from adapters.rabbitmq.broker import RabbitMQ
-from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source, WakeSignal
+from adapters.system import EmulatedProcessor, SystemClock, Uuid7Source
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.create import CreateTask
 from application.model import Dispatch, NewTaskRequest
 from application.process import Outcome, ProcessTask
@@ -29,6 +29,7 @@ from domain.task import Task
 from entrypoints.inflight import Inflight
 from entrypoints.worker import dispatch_handler
 from tests.support.services import Services
+from tests.unit.fakes import CountingSignal
 
 from .amqp import existing, list_queues, next_message, running, send
 from .conftest import UowFactory
@@ -54,7 +55,7 @@ async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: 
                  ) -> AsyncIterator[tuple[RabbitMQ, list[Outcome]]]:
     """`tasks worker` without the process: instant emulated work, seeded chance of failure."""
     process = RecordedProcessTask(
-        Transactions(lambda: PostgresUnitOfWork(pool), wait_out_outages=True),
+        PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS, linger=0.005, patient=True),
         EmulatedProcessor(0, 0, failure_rate, random.Random(1234)),
         SystemClock(), "worker-under-test", timedelta(seconds=30), StopRequests(),
     )
@@ -65,8 +66,8 @@ async def worker(amqp_url: str, pool: Any, failure_rate: float = 0.0, prefetch: 
         yield broker, process.outcomes
 
 
-async def created(uow: UowFactory) -> Task:
-    create = CreateTask(Transactions(uow), SystemClock(), Uuid7Source(), WakeSignal())
+async def created(steps: PostgresTaskStore) -> Task:
+    create = CreateTask(steps, SystemClock(), Uuid7Source(), CountingSignal())
     return (await create(NewTaskRequest(title="work me"))).task
 
 
@@ -122,10 +123,10 @@ async def stats_show_only_markers(services: Services, amqp_url: str,
 @pytest.mark.parametrize(("failure_rate", "final"), [(0.0, TaskStatus.COMPLETED),
                                                      (1.0, TaskStatus.ERROR)])
 async def test_a_dispatched_task_is_finished_and_its_message_acknowledged(
-    amqp_url: str, pool: Any, uow: UowFactory, channel: AbstractChannel,
+    amqp_url: str, pool: Any, uow: UowFactory, steps: PostgresTaskStore, channel: AbstractChannel,
     failure_rate: float, final: TaskStatus,
 ) -> None:
-    task = await created(uow)
+    task = await created(steps)
     async with worker(amqp_url, pool, failure_rate) as (publisher, outcomes):
         await publisher.publish([Dispatch(task.id, 1)])
         done = await finished(uow, task.id)
@@ -141,9 +142,10 @@ async def test_a_dispatched_task_is_finished_and_its_message_acknowledged(
 
 
 async def test_fifty_duplicate_dispatches_finish_the_task_once(
-    services: Services, amqp_url: str, pool: Any, uow: UowFactory, channel: AbstractChannel,
+    services: Services, amqp_url: str, pool: Any, uow: UowFactory, steps: PostgresTaskStore,
+    channel: AbstractChannel,
 ) -> None:
-    task = await created(uow)
+    task = await created(steps)
     async with worker(amqp_url, pool, prefetch=20) as (publisher, outcomes):
         await publisher.publish([Dispatch(task.id, 1)] * 50)
         await handled(outcomes, 50)
@@ -169,9 +171,9 @@ async def test_a_dispatch_for_an_unknown_task_is_acknowledged_and_dropped(
 
 
 async def test_a_draining_worker_leaves_new_dispatches_for_another_worker(
-    amqp_url: str, pool: Any, uow: UowFactory, channel: AbstractChannel,
+    amqp_url: str, pool: Any, uow: UowFactory, steps: PostgresTaskStore, channel: AbstractChannel,
 ) -> None:
-    task = await created(uow)
+    task = await created(steps)
     async with worker(amqp_url, pool, draining=True) as (publisher, _):
         await publisher.publish([Dispatch(task.id, 1)])
         await asyncio.sleep(0.3)

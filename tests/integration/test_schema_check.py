@@ -1,9 +1,10 @@
-"""The PostgreSQL health probe and the unit of work against databases at each schema version."""
+"""The PostgreSQL health probe, the unit of work and the task store against databases at each
+schema version."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.pool import PostgresProbe, make_pool
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
 from domain.errors import ServiceUnavailable
 from tests.support.urls import postgres_refused
@@ -74,13 +76,23 @@ async def test_an_unreachable_database_is_named_with_its_reason() -> None:
         await pool.close()
 
 
-@pytest.mark.parametrize("pipeline", [False, True], ids=["plain", "pipelined"])
+async def in_a_unit_of_work(pool: AsyncConnectionPool[Any]) -> None:
+    async with PostgresUnitOfWork(pool) as uow:
+        await uow.tasks.get(uuid.uuid4())
+
+
+async def through_the_task_store(pool: AsyncConnectionPool[Any]) -> None:
+    await PostgresTaskStore(pool, hold=30.0).get(uuid.uuid4())
+
+
+@pytest.mark.parametrize("read", [in_a_unit_of_work, through_the_task_store],
+                         ids=["unit-of-work", "task-store"])
 async def test_a_request_on_an_unmigrated_database_is_a_503_saying_run_tasks_migrate(
-    empty_pool: AsyncConnectionPool[Any], pipeline: bool
+    empty_pool: AsyncConnectionPool[Any],
+    read: Callable[[AsyncConnectionPool[Any]], Awaitable[None]],
 ) -> None:
     for _ in range(5):  # more than the pool holds: every connection goes back usable
         with pytest.raises(ServiceUnavailable) as caught:
-            async with PostgresUnitOfWork(empty_pool, pipeline=pipeline) as uow:
-                await uow.tasks.get(uuid.uuid4())
+            await read(empty_pool)
         assert str(caught.value) == "database not migrated (run tasks migrate)"
         assert isinstance(caught.value.__cause__, psycopg.errors.UndefinedTable)

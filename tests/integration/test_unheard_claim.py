@@ -10,23 +10,26 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from application.transactions import Transactions
 from psycopg.rows import dict_row
 
 from adapters.postgres.pool import make_pool
+from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.system import EmulatedProcessor, SystemClock, WakeSignal
+from adapters.system import EmulatedProcessor, SystemClock
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from application.leases import RecoverExpiredLeases, RenewLeases
 from application.process import Outcome, ProcessTask
 from application.stops import StopRequests
 from tests.support.proxy import Proxy
+from tests.unit.fakes import CountingSignal
 
 from .builders import new_task, store
 from .waiting import eventually
 
 LEASE = timedelta(seconds=2)
-#: a simple-query COMMIT on the wire: the claim's is the first one the worker sends here
-COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+#: the end of the claim's statement (claim_tasks) on the wire, the first the worker sends here:
+#: it commits on its own, as soon as the database has run it
+CLAIM = b"id NOT IN (SELECT id FROM claimed)"
 
 
 @contextlib.asynccontextmanager
@@ -61,7 +64,7 @@ async def test_a_claim_whose_commit_the_worker_never_heard_expires_and_is_recove
         return PostgresUnitOfWork(pool)
 
     task = new_task("claimed in the dark")
-    await store(uow, task)
+    await store(PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS), task)
     with Proxy.in_front_of(database_url) as proxy:
         proxied = make_pool(proxy.url_for(database_url), max_size=4)
         await proxied.open(wait=True, timeout=10)
@@ -71,15 +74,15 @@ async def test_a_claim_whose_commit_the_worker_never_heard_expires_and_is_recove
 
             clock, stops = SystemClock(), StopRequests()
             process = ProcessTask(
-                Transactions(worker_uow, wait_out_outages=True),
+                PostgresTaskStore(proxied, hold=OUTBOX_HOLD_SECONDS, patient=True),
                 EmulatedProcessor(0.01, 0.02, 0.0, random.Random(7)), clock, "w1", LEASE, stops)
             renew = RenewLeases(worker_uow, clock, "w1", LEASE, stops)
-            recover = RecoverExpiredLeases(worker_uow, clock, WakeSignal(), max_attempts=3)
+            recover = RecoverExpiredLeases(worker_uow, clock, CountingSignal(), max_attempts=3)
 
-            proxy.drop_replies_after(COMMIT)
+            proxy.drop_replies_after(CLAIM)
             first = asyncio.create_task(process(task.id))
             await eventually(lambda: asyncio.to_thread(proxy.trap_fired.wait, 0.1),
-                             "the claim's COMMIT to be sent")
+                             "the claim to be sent")
             await eventually(lambda: asyncio.to_thread(
                 lambda: row(database_url, task.id)["status"] == "in_progress"),
                 "the claim to be committed")
@@ -102,6 +105,6 @@ async def test_a_claim_whose_commit_the_worker_never_heard_expires_and_is_recove
     async with uow() as u:
         steps = [(h.from_status, h.to_status, h.attempt, h.reason)
                  for h in await u.tasks.history(task.id)]
-    assert steps == [("new", "in_progress", 1, None),
+    assert steps == [(None, "new", 0, None), ("new", "in_progress", 1, None),
                      ("in_progress", "new", 1, "lease expired"),
                      ("new", "in_progress", 2, None), ("in_progress", "completed", 2, None)]
