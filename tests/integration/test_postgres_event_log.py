@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.postgres.events import EVENTS, PostgresEventLog
+from adapters.postgres.events import PostgresEventLog
 from adapters.postgres.store import PostgresTaskStore
 from application.model import ORIGIN, Event, NewTask
 from application.watch import LAST, WatchTasks
@@ -17,16 +17,6 @@ from domain.task import Transition
 
 from .builders import new_task, request_for
 from .conftest import UowFactory
-
-
-class Notifications:
-    """Stands for the LISTEN connection: the test says when a notification arrives."""
-
-    def __init__(self) -> None:
-        self.hearers: dict[str, Any] = {}
-
-    def on(self, channel: str, hearer: Any) -> None:
-        self.hearers[channel] = hearer
 
 
 class EndsTransactionAfterTheRead:
@@ -64,18 +54,14 @@ async def test_an_event_held_back_by_an_older_transaction_is_read_once_that_one_
     await older.execute("SELECT pg_current_xact_id()")  # open, with an id below the next one
     task = new_task("held back")
     await steps.create(NewTask(task, request_for(task)))
-    async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT max(tx)::text AS tx FROM task_history")).fetchone()
-    notifications = Notifications()
-    feed = PostgresEventLog(EndsTransactionAfterTheRead(pool, older), notifications)  # type: ignore[arg-type]
+    feed = PostgresEventLog(EndsTransactionAfterTheRead(pool, older), idle=0.01)  # type: ignore[arg-type]
     changes = feed.changes()
 
-    notifications.hearers[EVENTS](row["tx"])  # the commit's notification arrives
     await asyncio.wait_for(anext(changes), 1)
     assert await feed.read(ORIGIN, LAST, 10) == []  # the older transaction was still open
 
-    # It looks again (every few ms while a transaction of this database is older than
-    # the event) until the event is out; it must never stop looking before that.
+    # It looks again (every `idle` seconds while it finds nothing) until the event is out; it
+    # must never stop looking before that.
     events: list[Event] = []
     for _ in range(500):
         try:
@@ -99,7 +85,7 @@ async def test_a_writing_transaction_of_another_database_does_not_hold_the_feed_
         await elsewhere.execute("SELECT pg_current_xact_id()")  # open, older than the event
         task = new_task("not held back")
         await steps.create(NewTask(task, request_for(task)))
-        feed = PostgresEventLog(pool, Notifications(), patience=0.05)  # type: ignore[arg-type]
+        feed = PostgresEventLog(pool, patience=0.05)
 
         # first the cheap horizon, which any database's oldest writer holds back; once the
         # same writer has stayed the oldest for `patience`, the exact one, which leaves it out
@@ -133,16 +119,11 @@ async def test_a_task_stream_gets_every_event_while_another_database_holds_the_c
             await u.tasks.record([Transition.between(task, started, worker="w1"),
                                   Transition.between(started, done, worker="w1")])
             await u.commit()
-        async with pool.connection() as conn:
-            row = await (await conn.execute("SELECT max(tx)::text AS tx FROM task_history")
-                         ).fetchone()
-        notifications = Notifications()
-        watch = WatchTasks(PostgresEventLog(pool, notifications, patience=0.05))  # type: ignore[arg-type]
+        watch = WatchTasks(PostgresEventLog(pool, idle=0.02, patience=0.05))
         reader = asyncio.create_task(watch.run())
         try:
             got: list[Event] = []
             async with watch.subscribe(task_id=task.id) as stream, asyncio.timeout(5):
-                notifications.hearers[EVENTS](row["tx"])  # the commits' notification
                 while (batch := await stream.next(0.05)) is not None:
                     got += batch
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +19,8 @@ from application.model import ORIGIN, Claimed, Event, NewTask
 from application.operator import CancelTask
 from application.stops import StopRequests
 from application.watch import LAST
-from domain.task import Transition
 
-from .builders import claimed, new_task, request_for, store
-from .conftest import UowFactory
+from .builders import new_task, request_for
 from .waiting import eventually
 
 
@@ -33,12 +30,8 @@ def listener(database_url: str) -> PostgresListener:
 
 
 @pytest.fixture
-async def feed(pool: Any, listener: PostgresListener) -> AsyncIterator[PostgresEventLog]:
-    log = PostgresEventLog(pool, listener)
-    running = asyncio.create_task(listener.run())
-    await eventually(lambda: _true(listener.connected), "the listener to connect")
-    yield log
-    running.cancel()
+def feed(pool: Any) -> PostgresEventLog:
+    return PostgresEventLog(pool, idle=0.05)
 
 
 async def _true(value: bool) -> bool:
@@ -110,31 +103,20 @@ async def test_an_event_is_held_back_while_an_older_transaction_is_open_then_nev
     assert [e.task.id for e in events] == [early.id, late]
 
 
-async def test_one_notification_per_transaction_wakes_the_feed(
-    uow: UowFactory, steps: PostgresTaskStore, feed: PostgresEventLog,
+async def test_the_feed_looks_again_at_once_after_events_and_slowly_when_there_are_none(
+    pool: Any, steps: PostgresTaskStore,
 ) -> None:
-    tasks = [new_task(f"t{n}") for n in range(3)]
-    await store(steps, *tasks)
-    woken = 0
-
-    async def count() -> None:
-        nonlocal woken
-        async for _ in feed.changes():
-            woken += 1
-
-    counting = asyncio.create_task(count())
-    await asyncio.sleep(0.2)
-    woken = 0
-    async with uow() as u:  # three history statements, one transaction
-        for task in tasks:
-            taken = claimed(task)
-            assert await u.tasks.compare_and_set_many([(task, taken)]) == {task.id}
-            await u.tasks.record([Transition.between(task, taken, worker="w")])
-        await u.commit()
-    await eventually(lambda: _true(woken >= 1), "the feed to be woken")
-    await asyncio.sleep(0.3)
-    counting.cancel()
-    assert woken == 1
+    feed = PostgresEventLog(pool, idle=10.0)  # so slow when idle that a wait would show
+    changes = feed.changes()
+    await asyncio.wait_for(anext(changes), 1)  # the first look is at once
+    assert await feed.read(ORIGIN, LAST, 10) == []
+    with pytest.raises(TimeoutError):  # found nothing: the next look waits `idle`
+        await asyncio.wait_for(anext(changes), 0.5)
+    changes = feed.changes()
+    await anext(changes)
+    await created(steps, "found")
+    assert await eventually(lambda: feed.read(ORIGIN, LAST, 10), "the event readable")
+    await asyncio.wait_for(anext(changes), 1)  # found events: the next look is at once
 
 
 async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its_attempt(
@@ -157,21 +139,22 @@ async def test_a_cancel_asked_for_a_running_task_reaches_every_listener_with_its
     assert CANCELS == "task_cancels"
 
 
-async def test_the_listener_reconnects_after_its_connection_is_killed(
-    feed: PostgresEventLog, listener: PostgresListener, db: psycopg.Connection,
-    steps: PostgresTaskStore,
+async def test_the_listener_reconnects_after_its_connection_is_killed_and_hears_again(
+    listener: PostgresListener, db: psycopg.Connection, steps: PostgresTaskStore,
 ) -> None:
-    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE datname = current_database() AND application_name = 'tasks listener'")
-    await eventually(lambda: _true(not listener.connected), "the listener to notice", 10)
-    await eventually(lambda: _true(listener.connected), "the listener to come back", 15)
-    woke = asyncio.Event()
-
-    async def wait_one() -> None:
-        async for _ in feed.changes():
-            woke.set()
-
-    waiting = asyncio.create_task(wait_one())
-    await created(steps, "after the reconnect")
-    await asyncio.wait_for(woke.wait(), 3.0)
-    waiting.cancel()
+    stops = StopRequests()
+    hear_cancels(listener, stops)
+    running = asyncio.create_task(listener.run())
+    try:
+        await eventually(lambda: _true(listener.connected), "the listener to connect")
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND application_name = 'tasks listener'")
+        await eventually(lambda: _true(not listener.connected), "the listener to notice", 10)
+        await eventually(lambda: _true(listener.connected), "the listener to come back", 15)
+        task_id = await created(steps, "cancel me after the reconnect")
+        await claim(steps, task_id)
+        with stops.watching((task_id, 1)) as stop:
+            await CancelTask(steps, SystemClock())(task_id, "ops", None)
+            await asyncio.wait_for(stop.wait(), 3.0)
+    finally:
+        running.cancel()

@@ -15,7 +15,7 @@ from application.watch import LAST
 
 from .builders import new_task, request_for
 from .conftest import UowFactory
-from .test_postgres_events import feed, listener  # noqa: F401  (fixtures)
+from .test_postgres_events import feed  # noqa: F401  (fixtures)
 from .waiting import eventually
 
 PAYLOADS = [
