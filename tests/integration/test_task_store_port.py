@@ -7,16 +7,18 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 
-from adapters.memory.steps import InMemoryTaskStore
+from adapters.memory.steps import InMemoryPauseSwitch, InMemoryTaskStore
 from adapters.memory.store import InMemoryStore
+from adapters.postgres.pause import PostgresPauseSwitch
 from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.model import Change, Claimed, Dispatch, NewTask, Stored
+from application.pause import DispatchPaused, DispatchState, PauseSwitch
 from application.ports import TaskStore, UnitOfWorkFactory
 from domain.status import TaskSource, TaskStatus
 from domain.task import Task, Transition
@@ -36,6 +38,7 @@ class Backing:
     store: TaskStore
     with_hold: Callable[[float], TaskStore]  # another store on the same data, holding so long
     units: UnitOfWorkFactory
+    pause: PauseSwitch
 
     async def history(self, task_id: uuid.UUID) -> list[Transition]:
         async with self.units() as u:
@@ -62,10 +65,11 @@ def backing(request: pytest.FixtureRequest) -> Backing:
         pool = request.getfixturevalue("pool")
         return Backing(PostgresTaskStore(pool, hold=HOLD),
                        lambda hold: PostgresTaskStore(pool, hold=hold),
-                       lambda: PostgresUnitOfWork(pool))
+                       lambda: PostgresUnitOfWork(pool), PostgresPauseSwitch(pool, None))
     memory = InMemoryStore()
     return Backing(InMemoryTaskStore(memory, hold=HOLD),
-                   lambda hold: InMemoryTaskStore(memory, hold=hold), memory.unit_of_work)
+                   lambda hold: InMemoryTaskStore(memory, hold=hold), memory.unit_of_work,
+                   InMemoryPauseSwitch(memory))
 
 
 async def created(backing: Backing, task: Task, key: str | None = None) -> Stored:
@@ -358,3 +362,59 @@ async def test_settling_nothing_or_unknown_entries_changes_nothing(backing: Back
 
     assert await backing.pending() == 2
     assert list((await backing.store.take(100, HOLD)).values()) == entries[1:]
+
+
+# schedule, pause, many at once
+
+
+async def test_a_scheduled_task_is_not_sent_by_its_creator_nor_claimed_before_its_time(
+    backing: Backing,
+) -> None:
+    now = datetime.now(UTC)
+    task = msgspec.structs.replace(new_task("later", at=now), run_at=now + timedelta(minutes=5))
+    stored = await backing.store.create(NewTask(task, request_for(task)))
+    assert stored.inserted and stored.entry is None  # it waits in the outbox, unsent
+    assert await backing.pending() == 1
+    assert await backing.store.take(100, HOLD) == {}  # not due yet
+    before = await backing.state(task.id)
+    got = await backing.store.claim(task.id, worker="w", now=now,
+                                    lease_until=now + timedelta(seconds=30))
+    assert got is TaskStatus.NEW
+    assert await backing.state(task.id) == before
+    assert (await backing.store.pending_since(task.id)) is not None
+
+
+async def test_while_dispatch_is_paused_a_claim_is_refused_and_writes_nothing(
+    backing: Backing,
+) -> None:
+    task = new_task()
+    await created(backing, task)
+    state = await backing.pause.switch(DispatchState(True, NOW, "ops", "deploy"))
+    assert (state.paused, state.actor, state.reason) == (True, "ops", "deploy")
+    assert (await backing.pause.state()).since == NOW
+    before = await backing.state(task.id)
+    want = claimed(task)
+    with pytest.raises(DispatchPaused):
+        await backing.store.claim(task.id, worker="worker-1", now=want.updated_at,
+                                  lease_until=want.lease_expires_at or NOW)
+    assert await backing.state(task.id) == before
+    await backing.pause.switch(DispatchState(False, NOW, "ops", None))
+    await asyncio.wait_for(backing.pause.resumed(), 2)
+    got = await backing.store.claim(task.id, worker="worker-1", now=want.updated_at,
+                                    lease_until=want.lease_expires_at or NOW)
+    assert isinstance(got, Claimed) and got.task == want
+
+
+async def test_create_many_writes_all_or_none_when_a_key_is_taken(backing: Backing) -> None:
+    first = new_task("first")
+    await created(backing, first, key="k1")
+    fresh, again = new_task("fresh"), new_task("again")
+    stored = await backing.store.create_many([
+        NewTask(fresh, request_for(fresh, "k0")), NewTask(again, request_for(again, "k1"))])
+    assert stored[0] is None  # not written: its batch had a taken key
+    assert stored[1] is not None and not stored[1].inserted and stored[1].task == first
+    assert await backing.store.get(fresh.id) is None
+    both = await backing.store.create_many([
+        NewTask(fresh, request_for(fresh)), NewTask(again, request_for(again))])
+    assert all(s is not None and s.inserted and s.entry is not None for s in both)
+    assert [await backing.store.get(t.id) for t in (fresh, again)] == [fresh, again]
