@@ -98,5 +98,11 @@ def ago(at: datetime, now: datetime) -> str:
     return "just now" if seconds < 1 else f"{span(seconds)} ago"
 
 
+def until(at: datetime, now: datetime) -> str:
+    """"in 5 min" for a time to come, "5 min ago" for one past."""
+    seconds = (at - now).total_seconds()
+    return f"in {span(seconds)}" if seconds >= 1 else ago(at, now)
+
+
 def count(n: int) -> str:
     return f"{n:,}"
