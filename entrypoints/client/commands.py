@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from entrypoints.client.http import Service
+from entrypoints.client.http import Service, ServiceError
 from entrypoints.client.output import FINAL, Out, clean
 from entrypoints.client.sse import Event, follow
 from entrypoints.client.views import change_line, list_table, task_lines
@@ -27,6 +27,10 @@ def submit(service: Service, args: argparse.Namespace, out: Out) -> int:
         body["description"] = args.description
     if args.payload is not None:
         body["payload"] = args.payload
+    if args.run_at is not None:
+        body["run_at"] = args.run_at
+    if args.delay is not None:
+        body["delay_seconds"] = args.delay
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     answer = service.call("POST", "/tasks", body=body, headers=headers)
     task = answer.json()
@@ -42,11 +46,23 @@ def submit(service: Service, args: argparse.Namespace, out: Out) -> int:
 def show(service: Service, args: argparse.Namespace, out: Out) -> int:
     task = service.json("GET", f"/tasks/{args.id}")
     history = service.json("GET", f"/tasks/{args.id}/history")
+    diagnosis = _diagnosis(service, args.id)
     if out.as_json:
-        out.document({**task, "history": history})
+        out.document({**task, "history": history, "diagnosis": diagnosis})
     else:
-        out.lines(task_lines(out, task, history, now()))
+        out.lines(task_lines(out, task, history, now(), diagnosis))
     return 0
+
+
+def _diagnosis(service: Service, task_id: str) -> dict[str, Any] | None:
+    """Why the task is where it is; None (said on stderr) when the service cannot tell now:
+    the task itself is still worth showing."""
+    try:
+        found: dict[str, Any] = service.json("GET", f"/tasks/{task_id}/diagnosis")
+    except ServiceError as exc:
+        note(f"no diagnosis: {exc}")
+        return None
+    return found
 
 
 def list_tasks(service: Service, args: argparse.Namespace, out: Out) -> int:

@@ -98,5 +98,16 @@ def ago(at: datetime, now: datetime) -> str:
     return "just now" if seconds < 1 else f"{span(seconds)} ago"
 
 
+def until(at: datetime, now: datetime) -> str:
+    """"in 5 min" for a time to come, "5 min ago" for one past."""
+    seconds = (at - now).total_seconds()
+    if seconds < 1:
+        return ago(at, now)
+    if not 3_600 <= seconds < 172_800:
+        return f"in {span(seconds)}"
+    minutes = int(seconds // 60) % 60  # "in 1 h" would undersell 1 h 59 min
+    return f"in {int(seconds // 3_600)} h" + (f" {minutes} min" if minutes else "")
+
+
 def count(n: int) -> str:
     return f"{n:,}"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from entrypoints.client.output import Out, ago, clean, clock, moment, shorten, table
+from entrypoints.client.output import Out, ago, clean, clock, moment, shorten, table, until
 
 #: The longest status name: status columns of live lines line up without knowing what comes.
 STATUS_WIDTH = len("in_progress")
@@ -41,21 +41,26 @@ def _join(*parts: str) -> str:
 
 
 def task_lines(out: Out, task: dict[str, Any], history: list[dict[str, Any]],
-               now: datetime) -> list[str]:
-    """`tasks show`: the fields that are set, the payload as indented JSON, then the history."""
+               now: datetime, diagnosis: dict[str, Any] | None = None) -> list[str]:
+    """`tasks show`: the fields that are set (with the diagnosis under the status), the payload
+    as indented JSON, then the history."""
     status = task["status"]
     fields: list[tuple[str, str]] = [
         ("id", task["id"]),
         ("status", out.paint(status, status) + _attempts(task["attempts"])),
     ]
+    if diagnosis:
+        fields.append(("diagnosis", f"{out.paint('bold', clean(diagnosis['state']))}  "
+                                    f"{clean(diagnosis.get('detail'))}".rstrip()))
     if task.get("error"):
         fields.append(("error", out.paint("error", clean(task["error"]))))
     fields.append(("source", clean(task.get("source"))))
-    for name in ("created", "started", "finished", "updated"):
+    for name, label in (("created", "created"), ("run", "run at"), ("started", "started"),
+                        ("finished", "finished"), ("updated", "updated")):
         value = task.get(f"{name}_at")
         if value:
             at = moment(value)
-            fields.append((name, f"{at:%Y-%m-%d %H:%M:%S}  {out.paint('dim', ago(at, now))}"))
+            fields.append((label, f"{at:%Y-%m-%d %H:%M:%S}  {out.paint('dim', until(at, now))}"))
     lines = [out.paint("bold", clean(task["title"]))]
     lines += [f"  {name:<9} {value}" for name, value in fields]
     if task.get("description"):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
+from datetime import datetime
+from pathlib import Path
 
-from tests.e2e.cli import Live, tasks
+from tests.e2e.cli import Live, client_env, tasks
 from tests.support.amqp import amqp_client
-from tests.support.processes import Stack, eventually, free_port, wait_until
+from tests.support.processes import TASKS, Stack, eventually, free_port, wait_until
 
 FINAL = {"completed", "error"}
 OPS, VIEWER = "s3cret-ops", "s3cret-viewer"
@@ -272,3 +275,89 @@ async def test_dead_letters_shows_the_reason_and_replay_sends_them_back(
     assert lines[2].split()[:3] == ["tasks.create.dlq", "bad-1", "replayed:"]
     assert lines[-3].split() == ["QUEUE", "MESSAGES"]
 
+
+
+def test_submit_file_creates_each_line_in_order_and_a_bad_item_names_its_line(
+        stack: Stack, tmp_path: Path) -> None:
+    stack.api()
+    lines = [json.dumps({"title": f"import {n}", "payload": {"n": n}}) for n in range(1203)]
+    file = tmp_path / "tasks.jsonl"
+    file.write_text("\n".join([*lines[:600], "", *lines[600:]]) + "\n")
+    done = tasks(stack, "submit", "--file", str(file), "--idempotency-key", "import-1")
+    assert (done.returncode, done.stderr) == (0, "")
+    ids = done.stdout.splitlines()
+    assert len(ids) == 1203
+    with stack.client() as http:
+        titles = [http.get(f"/tasks/{task_id}").json()["title"] for task_id in ids[::100]]
+    assert titles == [f"import {n}" for n in range(0, 1203, 100)]
+    again = tasks(stack, "submit", "--file", str(file), "--idempotency-key", "import-1")
+    assert (again.returncode, again.stdout) == (0, done.stdout)  # K/1, K/2: nothing twice
+
+    piped = subprocess.run(
+        [TASKS, "submit", "--file", "-"], env=client_env(stack.base_url), text=True,
+        capture_output=True, timeout=60,
+        input='{"title": "first"}\n{"title": "second", "delay_seconds": 3600}\n')
+    assert piped.returncode == 0, piped.stderr
+    first, second = piped.stdout.splitlines()
+    with stack.client() as http:
+        assert http.get(f"/tasks/{first}").json()["title"] == "first"
+        assert http.get(f"/tasks/{second}").json()["run_at"] is not None
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "fine"}\n{"title": ""}\n{"title": "also fine"}\n')
+    refused = tasks(stack, "submit", "--file", str(bad))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(f"tasks: {bad}, line 2: tasks[1].title: "), refused.stderr
+    not_json = tmp_path / "typo.jsonl"
+    not_json.write_text('{"title": "fine"}\n{"title": "oops",}\n')
+    typo = tasks(stack, "submit", "--file", str(not_json))
+    assert (typo.returncode, typo.stdout) == (2, "")
+    assert typo.stderr.startswith(f"tasks: {not_json}, line 2: not JSON (")
+    listed = tasks(stack, "list", "--json", "--limit", "2000")
+    assert len(listed.stdout.splitlines()) == 1203 + 2  # neither bad file created anything
+
+
+def test_while_dispatch_is_paused_a_task_stays_new_and_show_says_why(stack: Stack) -> None:
+    stack.api()
+    stack.worker(TASKS_FAILURE_RATE="0", TASKS_PROCESSING_MIN_SECONDS="0.2",
+                 TASKS_PROCESSING_MAX_SECONDS="0.5")
+    paused = tasks(stack, "pause", "--reason", "disk swap")
+    assert (paused.returncode, paused.stderr) == (0, "")
+    assert paused.stdout.startswith("dispatch is paused since ")
+    assert paused.stdout.rstrip().endswith(
+        ": disk swap (tasks are still accepted; workers take none until resumed)")
+
+    task_id = submitted(stack, "held back")
+    time.sleep(3)  # a worker is up: without the pause, it would have taken the task by now
+    assert status(stack, task_id) == "new"
+    shown = tasks(stack, "show", task_id)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert shown.stdout.splitlines()[2:4] == [
+        "  status    new",
+        "  diagnosis paused  Dispatch is paused: no worker takes a task until it is resumed."]
+    as_json = json.loads(tasks(stack, "show", task_id, "--json").stdout)
+    assert as_json["diagnosis"]["state"] == "paused"
+    assert as_json["diagnosis"]["facts"]["reason"] == "disk swap"
+
+    state = json.loads(tasks(stack, "resume", "--json").stdout)
+    assert state["paused"] is False
+    wait_until(lambda: status(stack, task_id) == "completed", 30, "the task to complete")
+    finished = tasks(stack, "show", task_id).stdout.splitlines()
+    assert finished[3] == "  diagnosis finished  It finished: completed."
+
+
+def test_show_of_a_scheduled_task_says_when_it_starts(stack: Stack) -> None:
+    stack.api()
+    at = "2030-01-02T03:04:05+00:00"
+    task_id = submitted(stack, "next year", "--run-at", at)
+    shown = tasks(stack, "show", task_id)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    lines = shown.stdout.splitlines()
+    local = datetime.fromisoformat(at).astimezone()
+    assert lines[3] == "  diagnosis scheduled  It is scheduled to start at 2030-01-02 03:04:05 UTC."
+    assert f"  run at    {local:%Y-%m-%d %H:%M:%S}  in " in shown.stdout
+
+    soon = submitted(stack, "in an hour", "--delay", "1h")
+    run_at = next(line for line in tasks(stack, "show", soon).stdout.splitlines()
+                  if line.startswith("  run at "))
+    assert run_at.endswith(("in 59 min", "in 1 h")), run_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -250,3 +251,140 @@ async def test_with_api_keys_the_page_asks_for_one_and_offers_only_what_it_allow
         assert leaked == [], "a secret went into a URL"
         assert tab.outside() == [], tab.outside()
         assert tab.errors == [], tab.errors
+
+
+async def test_pausing_from_the_page_holds_new_tasks_and_their_detail_says_why_live(
+    stack: Stack, browser: Browser, shots: Screenshots
+) -> None:
+    stack.env.update(TASKS_API_KEYS=KEYS, TASKS_PROCESSING_MIN_SECONDS="1",
+                     TASKS_PROCESSING_MAX_SECONDS="2", TASKS_FAILURE_RATE="0",
+                     TASKS_WORKER_HTTP_PORT="0")
+    stack.api()
+    stack.worker()
+    admin = {"X-API-Key": ADMIN_SECRET}
+    async with opened(browser, stack.base_url, LAPTOP) as tab:
+        page = tab.page
+        await use_key(page, ADMIN_SECRET)
+        banner = page.locator("#paused-banner")
+        await expect(banner).to_be_hidden()
+
+        await page.get_by_role("button", name="Pause dispatch").click()
+        pausing = page.locator("#pause-dialog")
+        await pausing.get_by_label("Reason").fill("swapping the disk of db-2")
+        await pausing.get_by_role("button", name="Pause now").click()
+        await expect(pausing).to_be_hidden()
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("Dispatch is paused since ")
+        await expect(banner).to_contain_text("by ops: swapping the disk of db-2")
+        await expect(page.get_by_role("button", name="Pause dispatch")).to_be_hidden()
+
+        form = page.locator("#create-form")
+        await form.get_by_label("Title").fill("Resize image 42")
+        await form.get_by_label("Payload").fill('{"image_id": 42, "width": 640}')
+        await form.get_by_role("button", name="Create task").click()
+        held = row(page, "Resize image 42")
+        await expect(held.locator(".badge")).to_have_text("new", timeout=WAIT)
+        await held.get_by_role("button").click()
+        detail = page.locator("#detail")
+        diagnosis = detail.locator("#detail-diagnosis")
+        await expect(diagnosis.locator(".badge")).to_have_text("paused", timeout=WAIT)
+        await expect(diagnosis).to_contain_text(
+            "Dispatch is paused by ops: no worker takes a task until it is resumed.")
+        await page.wait_for_timeout(3000)  # a worker is up: without the pause it would run
+        await expect(detail.locator("#detail-status .badge")).to_have_text("new")
+        await page.evaluate("document.activeElement.blur()")
+        await shots.take(page, "dashboard-diagnosis")
+
+        # Another operator resumes: the open detail follows by itself, to the task's end.
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=admin) as http:
+            assert (await http.post("/dispatch/resume")).status_code == 200
+        await expect(diagnosis.locator(".badge")).to_have_text(
+            re.compile("^(queued|running|finished)$"), timeout=WAIT)
+        await expect(diagnosis.locator(".badge")).to_have_text("finished", timeout=WAIT)
+        await expect(diagnosis).to_contain_text("It finished: completed.")
+        await page.keyboard.press("Escape")
+        await expect(banner).to_be_hidden(timeout=WAIT)  # the page reads /dispatch every 5 s
+        await expect(page.get_by_role("button", name="Pause dispatch")).to_be_visible()
+
+        # Paused elsewhere: the banner appears by itself, and Resume on the page ends it.
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=admin) as http:
+            answer = await http.post("/dispatch/pause", json={"reason": "nightly backup"})
+            assert answer.status_code == 200
+        await expect(banner).to_contain_text("by ops: nightly backup", timeout=WAIT)
+        await banner.get_by_role("button", name="Resume dispatch").click()
+        await expect(banner).to_be_hidden()
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=admin) as http:
+            assert (await http.get("/dispatch")).json()["paused"] is False
+
+        # Scheduled from the form, by a delay and by a time: the list and the detail say when.
+        await form.get_by_label("Title").fill("Nightly report")
+        await form.get_by_text("Start later").click()
+        await form.get_by_label("Or after").fill("2")
+        await form.get_by_label("Unit of the delay").select_option("hours")
+        await form.get_by_role("button", name="Create task").click()
+        await expect(page.locator("#create-message")).to_contain_text(
+            "Created “Nightly report”, to start ")
+        later = row(page, "Nightly report")
+        await expect(later.locator(".starts")).to_have_text(re.compile(r"^starts in (1|2) h"))
+        start = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+        await form.get_by_label("Title").fill("Archive logs")
+        await form.get_by_label("At").fill(start.strftime("%Y-%m-%dT%H:%M:%S"))
+        await form.get_by_role("button", name="Create task").click()
+        archive = row(page, "Archive logs")
+        await expect(archive.locator(".starts")).to_have_text(re.compile(r"^starts in (2|3) h"))
+        await archive.get_by_role("button").click()
+        await expect(diagnosis.locator(".badge")).to_have_text("scheduled", timeout=WAIT)
+        await expect(diagnosis).to_contain_text(
+            f"It is scheduled to start at {start:%Y-%m-%d %H:%M:%S} UTC.")
+        starts = detail.locator("#detail-starts")
+        await expect(starts.locator("time").first).to_have_attribute(
+            "datetime", start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        await expect(starts).to_contain_text(f"{start:%H:%M:%S} · in 2 h")
+        await shots.take(page, "dashboard-scheduled")
+        await page.keyboard.press("Escape")
+
+        # A read key sees the banner, and no button it could not use.
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=admin) as http:
+            assert (await http.post("/dispatch/pause", json={"reason": "upgrade"})).is_success
+        await page.get_by_role("button", name="Forget key").click()
+        await use_key(page, READ_SECRET)
+        await expect(banner).to_be_visible(timeout=WAIT)
+        await expect(banner.get_by_role("button", name="Resume dispatch")).to_be_hidden()
+        await expect(banner.locator("#resume-denied")).to_have_text(
+            "Resuming needs an admin key.")
+        await expect(page.get_by_role("button", name="Pause dispatch")).to_be_hidden()
+        assert tab.outside() == [], tab.outside()
+        assert tab.errors == [], tab.errors
+
+    async with opened(browser, stack.base_url, PHONE) as phone:
+        page = phone.page
+        await use_key(page, ADMIN_SECRET)
+        banner = page.locator("#paused-banner")
+        await expect(banner).to_contain_text("by ops: upgrade", timeout=WAIT)
+        await page.locator("#create-panel > summary").click()
+        await page.locator("#create-form").get_by_text("Start later").click()
+        await expect(page.locator("#create-form").get_by_label("Or after")).to_be_visible()
+        assert not await scrolls_sideways(page), "the page scrolls sideways at 390 px"
+        await shots.take(page, "dashboard-paused-phone", full_page=True)
+        await row(page, "Resize image 42").get_by_role("button").click()
+        await expect(page.locator("#detail-diagnosis .badge")).to_have_text("finished",
+                                                                            timeout=WAIT)
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=admin) as http:
+            created = await http.post("/tasks", json={"title": "Send welcome email",
+                                                      "payload": {"user_id": 1071}})
+            assert created.status_code == 201, created.text
+        await page.keyboard.press("Escape")
+        await row(page, "Send welcome email").get_by_role("button").click()
+        await expect(page.locator("#detail-diagnosis .badge")).to_have_text("paused",
+                                                                            timeout=WAIT)
+        assert not await scrolls_sideways(page)
+        await page.evaluate("document.activeElement.blur()")
+        await shots.take(page, "dashboard-diagnosis-phone")
+        assert phone.errors == [], phone.errors
+
+
+async def use_key(page: Page, secret: str) -> None:
+    panel = page.locator("#key-panel")
+    await panel.get_by_label("API key").fill(secret)
+    await panel.get_by_role("button", name="Use this key").click()
+    await expect(page.locator("#live")).to_have_text("Live", timeout=WAIT)

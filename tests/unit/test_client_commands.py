@@ -1,4 +1,5 @@
-"""The task commands on an in-process transport: pages, ids on stdout, exit status by outcome."""
+"""The task commands on an in-process transport: pages, ids on stdout, exit status by outcome,
+and what `show` says about a task that waits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from entrypoints.client import commands
 from entrypoints.client.http import Service
-from entrypoints.client.output import Out
+from entrypoints.client.output import Out, moment
 
 TASK_ID = "01a21f4d-f8c0-7d76-8fd6-4dfbadcc6d71"
 AT = "2026-11-28T12:00:00Z"
@@ -64,7 +66,7 @@ def test_submit_prints_the_id_alone_and_sends_the_idempotency_key() -> None:
         return httpx.Response(201, json=a_task(7))
 
     status, lines = run(handler, "submit", title="x", description=None, payload={"a": 1},
-                        idempotency_key="order-17", wait=False)
+                        idempotency_key="order-17", wait=False, run_at=None, delay=None)
     assert (status, lines) == (0, ["01a21f4d-f8c0-7d76-8fd6-000000000007"])
     assert json.loads(sent[0].content) == {"title": "x", "payload": {"a": 1}}
     assert sent[0].headers["Idempotency-Key"] == "order-17"
@@ -96,3 +98,65 @@ def test_watch_exits_by_the_last_change_of_the_stream_not_the_first_final_one() 
     status, lines = run(events(failed), "watch", as_json=True, id=TASK_ID)
     assert status == 1
     assert [json.loads(line)["to_status"] for line in lines] == ["new", "in_progress", "error"]
+
+
+def test_submit_sends_a_start_time_or_a_delay() -> None:
+    sent: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(201, json=a_task(1))
+
+    common = {"title": "x", "description": None, "payload": None, "idempotency_key": None,
+              "wait": False}
+    run(handler, "submit", **common, run_at="2026-12-24T18:00:00+01:00", delay=None)
+    run(handler, "submit", **common, run_at=None, delay=90.0)
+    assert sent == [{"title": "x", "run_at": "2026-12-24T18:00:00+01:00"},
+                    {"title": "x", "delay_seconds": 90.0}]
+
+
+SCHEDULED = {"task_id": TASK_ID, "status": "new", "state": "scheduled", "since": AT,
+             "detail": "It is scheduled to start at 2026-11-28 13:00:00 UTC.",
+             "facts": {"run_at": "2026-11-28T13:00:00Z"}}
+
+
+def one_task(diagnosis: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+    task = {**a_task(), "id": TASK_ID, "run_at": "2026-11-28T13:00:00Z"}
+    answers = {f"/tasks/{TASK_ID}": httpx.Response(200, json=task),
+               f"/tasks/{TASK_ID}/history": httpx.Response(200, json=[
+                   {"from_status": None, "to_status": "new", "at": AT, "attempt": 0,
+                    "worker": None, "reason": None, "actor": None}]),
+               f"/tasks/{TASK_ID}/diagnosis": diagnosis}
+    return lambda request: answers[request.url.path]
+
+
+def test_show_says_why_the_task_waits_and_when_it_may_start() -> None:
+    status, lines = run(one_task(httpx.Response(200, json=SCHEDULED)), "show", id=TASK_ID)
+    assert status == 0
+    assert lines[2:4] == ["  status    new", "  diagnosis scheduled  It is scheduled to start "
+                          "at 2026-11-28 13:00:00 UTC."]
+    run_at = next(line for line in lines if line.startswith("  run at"))
+    local = moment("2026-11-28T13:00:00Z")
+    assert run_at.startswith(f"  run at    {local:%Y-%m-%d %H:%M:%S}  ")
+    assert lines.index(run_at) == lines.index(next(
+        line for line in lines if line.startswith("  created"))) + 1
+
+
+def test_show_in_json_holds_the_diagnosis() -> None:
+    _, lines = run(one_task(httpx.Response(200, json=SCHEDULED)), "show", as_json=True,
+                   id=TASK_ID)
+    shown = json.loads(lines[0])
+    assert shown["diagnosis"] == SCHEDULED and shown["run_at"] == "2026-11-28T13:00:00Z"
+    assert len(shown["history"]) == 1
+
+
+def test_show_without_a_diagnosis_still_shows_the_task_and_says_why_on_stderr(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    down = httpx.Response(503, json={"title": "Unavailable", "status": 503,
+                                     "detail": "broker: connection refused"})
+    status, lines = run(one_task(down), "show", id=TASK_ID)
+    assert status == 0 and lines[2] == "  status    new"
+    assert not any("diagnosis" in line for line in lines)
+    assert capsys.readouterr().err == "tasks: no diagnosis: broker: connection refused\n"
+    _, lines = run(one_task(down), "show", as_json=True, id=TASK_ID)
+    assert json.loads(lines[0])["diagnosis"] is None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from entrypoints.client.output import Out, ago, clean, clock, moment, shorten, span, table
+from entrypoints.client.output import Out, ago, clean, clock, moment, shorten, span, table, until
 from entrypoints.client.views import change_line, list_table, task_lines
 
 NOW = datetime.fromisoformat("2026-11-28T12:00:00+00:00").astimezone()
@@ -129,3 +129,11 @@ def test_show_prints_the_set_fields_the_payload_indented_and_the_history() -> No
     rows = text.split("History\n")[1].splitlines()
     assert rows[0].split() == ["AT", "FROM", "TO", "ATTEMPT", "WORKER", "ACTOR", "REASON"]
     assert rows[3].split()[1:] == ["in_progress", "completed", "1", "host-1"]
+
+
+def test_a_time_to_come_is_said_with_its_minutes_past_the_hour() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert [until(now + timedelta(seconds=s), now) for s in (45, 3599, 3600, 7199, 90_000,
+                                                              200_000)] == [
+        "in 45 s", "in 59 min", "in 1 h", "in 1 h 59 min", "in 25 h", "in 2 d"]
+    assert until(now - timedelta(seconds=90), now) == "1 min ago"

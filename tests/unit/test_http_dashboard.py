@@ -107,3 +107,14 @@ async def test_the_key_check_is_rate_limited_like_the_api_but_the_files_are_not(
                    for n in range(6)]
         assert files == [200] * 6
         assert 429 in guesses, guesses
+
+
+def test_every_element_the_script_looks_up_is_on_the_page() -> None:
+    """A renamed id would only show as a broken button in a browser; here it fails at once."""
+    script = (DIRECTORY / "app.js").read_text()
+    page = (DIRECTORY / "index.html").read_text()
+    wanted = set(re.findall(r"""\$\("([\w-]+)"\)""", script))
+    present = set(re.findall(r"""\sid="([\w-]+)\"""", page))
+    assert {"paused-banner", "resume", "pause", "pause-dialog", "detail-diagnosis",
+            "diagnosis-state"} <= wanted
+    assert wanted - present == set()

@@ -15,6 +15,16 @@ const SILENT_STREAM_MS = 35000; // the server sends a keep-alive at least every 
 const SCOPES = { read: 1, write: 2, admin: 3 };
 const CHART_HEIGHT = 215;
 const CHART_SECONDS = 120;
+const DIAGNOSIS_EVERY_MS = 3000; // while a task is open: its queue, the workers, a pause change
+// A diagnosis state as a word, and the colour of the status it resembles (blue waits as it
+// should, amber is held back or busy, red needs a person, green is done).
+const STATES = {
+  finished: ["finished", "completed"], cancel_requested: ["cancel requested", "in_progress"],
+  lease_expired: ["lease expired", "error"], running: ["running", "in_progress"],
+  scheduled: ["scheduled", "new"], paused: ["paused", "in_progress"],
+  dispatch_pending: ["dispatch pending", "in_progress"], no_workers: ["no workers", "error"],
+  queued: ["queued", "new"],
+};
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -28,6 +38,9 @@ const state = {
   oldest: null, // when the oldest task waiting in `new` got there (ms), or null
   open: null, // the task shown in the detail dialog
   historyRun: 0,
+  diagnosisRun: 0,
+  diagnosisTimer: 0,
+  dispatch: null, // GET /dispatch: {paused, since, actor, reason}
   stopper: null,
   statsTimer: 0,
   chart: null,
@@ -107,9 +120,12 @@ function askForKey(message, tone = "bad") {
   if (state.key) sessionStorage.removeItem(KEY_STORE);
   state.key = "";
   $("detail").close();
+  $("pause-dialog").close();
   $("board").hidden = true;
   $("key-panel").hidden = false;
   $("who").hidden = $("forget").hidden = true;
+  state.dispatch = null;
+  renderDispatch();
   show($("notice"), "");
   show($("key-message"), message, tone);
   setLive("offline", "Waiting for an API key");
@@ -120,11 +136,12 @@ function applyScope() {
   const level = SCOPES[state.scope] || 1;
   $("create-panel").hidden = level < SCOPES.write;
   const notes = {
-    1: "This key can only read: creating, retrying and cancelling tasks need a write or admin key.",
-    2: "This key can create tasks; retrying and cancelling need an admin key.",
+    1: "This key can only read: creating tasks needs a write or admin key; retrying, cancelling and pausing dispatch need an admin key.",
+    2: "This key can create tasks; retrying, cancelling and pausing dispatch need an admin key.",
   };
   show($("notice"), notes[level] || "");
   if (state.open) renderActions(state.open);
+  renderDispatch();
 }
 
 // ---------------------------------------------------------------- live events
@@ -214,6 +231,7 @@ function heard(event) {
       renderDetail(event.task);
     }
     loadHistory(event.task_id);
+    loadDiagnosis(event.task_id);
   }
 }
 
@@ -294,10 +312,15 @@ function fillRow(row, task) {
     badge(task.status),
     el("span", { class: "title" }, task.title),
     el("span", { class: "meta" },
+      scheduled(task) ? el("span", { class: "starts" }, timeUntil(task.run_at, "starts in {}", "due now"), " · ") : "",
       task.attempts > 1 ? `attempt ${task.attempts} · ` : "",
       task.source === "amqp" ? "via AMQP · " : "",
       timeAgo(task.updated_at)));
 }
+
+/** Waiting for its start time (asked for at creation, still ahead then): worth a word. */
+const scheduled = (task) => task.status === "new" && Boolean(task.run_at)
+  && stamp(task.run_at) > stamp(task.created_at);
 
 function flash(row) {
   row.classList.remove("changed");
@@ -315,6 +338,7 @@ const stamp = (iso) => iso.replace(/(?:\.(\d+))?Z$/, (_, f = "") => `.${f.padEnd
 
 async function refreshStats() {
   clearTimeout(state.statsTimer);
+  refreshDispatch(); // a pause made elsewhere shows within one tick
   try {
     const stats = (await api("/stats")).data;
     state.counts = { ...stats.by_status };
@@ -417,8 +441,13 @@ async function openTask(id) {
     state.open = task;
     renderDetail(task);
     $("detail-history").replaceChildren(el("li", { class: "muted" }, "Loading…"));
+    $("diagnosis-state").replaceChildren();
+    $("diagnosis-detail").textContent = "Loading…";
     if (!dialog.open) dialog.showModal();
     loadHistory(id);
+    loadDiagnosis(id);
+    clearInterval(state.diagnosisTimer);
+    state.diagnosisTimer = setInterval(() => state.open && loadDiagnosis(state.open.id), DIAGNOSIS_EVERY_MS);
   } catch (problem) {
     history.replaceState(null, "", location.pathname);
     show($("tasks-message"), `That task could not be opened: ${problem.message}`, "bad");
@@ -431,7 +460,9 @@ function renderDetail(task) {
   show($("detail-error"), task.error || "", "bad");
   const fields = [
     ["Id", el("code", {}, task.id)], ["Source", task.source], ["Attempts", String(task.attempts)],
-    ["Created", timeAgo(task.created_at)], ["Started", timeAgo(task.started_at)],
+    ["Created", timeAgo(task.created_at)],
+    ...(task.run_at ? [["Starts", startsAt(task)]] : []),
+    ["Started", timeAgo(task.started_at)],
     ["Finished", timeAgo(task.finished_at)], ["Updated", timeAgo(task.updated_at)],
   ];
   $("detail-fields").replaceChildren(...fields.flatMap(([name, value]) =>
@@ -441,6 +472,32 @@ function renderDetail(task) {
   description.classList.toggle("muted", !task.description);
   $("detail-payload").textContent = JSON.stringify(task.payload, null, 2);
   renderActions(task);
+}
+
+/** The start time as a date and clock, and how far off it is while the task waits for it. */
+function startsAt(task) {
+  const node = el("span", { id: "detail-starts" }, el("time", { datetime: task.run_at }, exact(task.run_at)));
+  if (task.status === "new") node.append(" · ", timeUntil(task.run_at, "in {}", "due now"));
+  return node;
+}
+
+/** GET /tasks/{id}/diagnosis into the detail: the state as a badge, the sentence beside it. */
+async function loadDiagnosis(id) {
+  const run = ++state.diagnosisRun;
+  try {
+    const found = (await api(`/tasks/${encodeURIComponent(id)}/diagnosis`)).data;
+    if (run !== state.diagnosisRun || state.open?.id !== id) return;
+    const [word, look] = STATES[found.state] || [found.state, "new"];
+    const tone = found.state === "finished" ? `s-${found.status}` : `s-${look}`;
+    const badgeNode = el("span", { class: `badge ${tone}`, "data-state": found.state }, word);
+    $("diagnosis-state").replaceChildren(badgeNode);
+    $("diagnosis-detail").textContent = found.detail;
+    $("detail-diagnosis").dataset.state = found.state;
+  } catch (problem) {
+    if (run !== state.diagnosisRun || state.open?.id !== id) return;
+    $("diagnosis-state").replaceChildren();
+    $("diagnosis-detail").textContent = `Not available right now: ${problem.message}`;
+  }
 }
 
 async function loadHistory(id) {
@@ -498,12 +555,78 @@ async function act(action) {
     }
     upsert(done.data);
     loadHistory(task.id);
+    loadDiagnosis(task.id);
   } catch (problem) {
     const lead = { 409: "Not possible now: ", 403: "Not allowed: " }[problem.status] || "";
     show($("actions-message"), lead + problem.message, "bad");
     if (problem.status === 403) { state.scope = "write"; applyScope(); }
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+// ---------------------------------------------------------------- pausing dispatch
+
+async function refreshDispatch() {
+  try {
+    state.dispatch = (await api("/dispatch")).data;
+  } catch {
+    return; // the live indicator says when the service is away; the banner keeps what it knew
+  }
+  renderDispatch();
+}
+
+/** The banner while paused (who, since when, why) with Resume; Pause in the header otherwise. */
+function renderDispatch() {
+  const dispatch = state.dispatch;
+  const admin = (SCOPES[state.scope] || 1) >= SCOPES.admin;
+  const paused = Boolean(dispatch?.paused);
+  $("paused-banner").hidden = !paused;
+  $("pause").hidden = !dispatch || paused || !admin;
+  $("resume").hidden = !admin;
+  $("resume-denied").hidden = admin;
+  if (!paused) return;
+  const by = $("paused-by");
+  by.replaceChildren();
+  if (dispatch.since) by.append("since ", el("time", { datetime: dispatch.since }, exact(dispatch.since)), " (", timeAgo(dispatch.since), ")");
+  if (dispatch.actor) by.append(` by ${dispatch.actor}`);
+  if (dispatch.reason) by.append(": ", el("q", { id: "paused-reason" }, dispatch.reason));
+}
+
+async function switchDispatch(action, body, message) {
+  try {
+    state.dispatch = (await api(`/dispatch/${action}`, { method: "POST", body })).data;
+    show(message, "");
+    renderDispatch();
+    if (state.open) loadDiagnosis(state.open.id);
+    return true;
+  } catch (problem) {
+    const lead = { 403: "Not allowed: " }[problem.status] || "";
+    show(message, `${action === "pause" ? "Not paused" : "Not resumed"}: ${lead}${problem.message}`, "bad");
+    if (problem.status === 403) { state.scope = "write"; applyScope(); }
+    return false;
+  }
+}
+
+async function pauseDispatch(event) {
+  event.preventDefault();
+  const reason = $("pause-reason").value.trim();
+  $("pause-confirm").disabled = true;
+  try {
+    if (await switchDispatch("pause", reason ? { reason } : {}, $("pause-message"))) {
+      $("pause-dialog").close();
+    }
+  } finally {
+    $("pause-confirm").disabled = false;
+  }
+}
+
+async function resumeDispatch() {
+  $("resume").disabled = true;
+  try {
+    await switchDispatch("resume", {}, $("dispatch-message"));
+  } finally {
+    $("resume").disabled = false;
   }
 }
 
@@ -530,13 +653,28 @@ async function create(event) {
   }
   const body = { title, payload };
   if (form.description.value.trim()) body.description = form.description.value;
+  const at = form.run_at.value;
+  const delay = form.delay.value.trim();
+  if (at && delay) return show(message, "Give a start time or a delay, not both.", "bad", form.delay);
+  if (at) {
+    const moment = new Date(at); // a datetime-local value: the person's local time
+    if (Number.isNaN(moment.getTime())) return show(message, "The start time is not a valid date and time.", "bad", form.run_at);
+    body.run_at = moment.toISOString();
+  } else if (delay) {
+    const seconds = Number(delay) * Number(form.delay_unit.value);
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      return show(message, "The delay must be a number, 0 or more.", "bad", form.delay);
+    }
+    body.delay_seconds = seconds;
+  }
   const submit = form.querySelector("button[type=submit]");
   submit.disabled = true;
   try {
     const task = (await api("/tasks", { method: "POST", body })).data;
     form.reset();
     upsert(task);
-    show(message, `Created “${task.title}”.`, "good");
+    const later = scheduled(task) ? `, to start ${exact(task.run_at)}` : "";
+    show(message, `Created “${task.title}”${later}.`, "good");
   } catch (problem) {
     show(message, `Not created: ${problem.message}`, "bad");
     if (problem.status === 403) { state.scope = "read"; applyScope(); }
@@ -569,10 +707,28 @@ function timeAgo(iso, prefix = "", since = false) {
   return node;
 }
 
+/** A <time> for a moment to come: `future` ("in {}") while it is ahead, `due` once it is not. */
+function timeUntil(iso, future, due) {
+  const node = el("time", {
+    datetime: iso, "data-at": String(new Date(iso).getTime()), "data-text": future,
+    "data-due": due, title: `${exact(iso)} (${iso})`,
+  });
+  node.textContent = relative(node);
+  return node;
+}
+
+/** A date and time as this browser's locale writes it, to the second. */
+const exact = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
 function relative(node) {
-  const seconds = Math.max(0, Math.round((Date.now() - Number(node.dataset.at)) / 1000));
-  const span = seconds < 60 ? `${seconds} s` : seconds < 3600 ? `${Math.floor(seconds / 60)} min`
+  const ahead = Number(node.dataset.at) - Date.now();
+  const until = node.dataset.due !== undefined;
+  if (until && ahead < 500) return node.dataset.due;
+  const seconds = Math.max(0, Math.round((until ? ahead : -ahead) / 1000));
+  let span = seconds < 60 ? `${seconds} s` : seconds < 3600 ? `${Math.floor(seconds / 60)} min`
     : seconds < 2 * 86400 ? `${Math.floor(seconds / 3600)} h` : `${Math.floor(seconds / 86400)} d`;
+  const minutes = Math.floor(seconds / 60) % 60; // "in 1 h" would undersell 1 h 59 min
+  if (until && seconds >= 3600 && seconds < 2 * 86400 && minutes) span += ` ${minutes} min`;
   return node.dataset.text.replace("{}", span);
 }
 
@@ -602,6 +758,14 @@ $("key-form").addEventListener("submit", (event) => {
   start();
 });
 $("forget").addEventListener("click", () => askForKey("This tab no longer holds a key.", ""));
+$("pause").addEventListener("click", () => {
+  $("pause-reason").value = "";
+  show($("pause-message"), "");
+  $("pause-dialog").showModal();
+});
+$("pause-form").addEventListener("submit", pauseDispatch);
+$("pause-keep").addEventListener("click", () => $("pause-dialog").close());
+$("resume").addEventListener("click", resumeDispatch);
 $("create-form").addEventListener("submit", create);
 $("retry").addEventListener("click", () => act("retry"));
 $("cancel").addEventListener("click", () => act("cancel"));
@@ -611,6 +775,7 @@ $("detail").addEventListener("click", (event) => {
 });
 $("detail").addEventListener("close", () => {
   state.open = null;
+  clearInterval(state.diagnosisTimer);
   history.replaceState(null, "", location.pathname);
 });
 for (const box of document.querySelectorAll(".filter input")) {
