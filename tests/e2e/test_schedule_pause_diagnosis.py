@@ -34,6 +34,17 @@ async def wait_state(http: httpx.AsyncClient, task_id: str, wanted: str,
     return found
 
 
+async def worker_consuming(http: httpx.AsyncClient) -> None:
+    """Returns once a worker has taken and finished a task: it is up and consuming."""
+    probe = (await http.post("/tasks", json={"title": "probe"})).json()
+
+    async def finished() -> bool:
+        body = (await http.get(f"/tasks/{probe['id']}")).json()
+        return body["status"] in ("completed", "error")
+
+    await eventually(finished, 60, "a worker to finish a first task")
+
+
 async def test_a_batch_is_created_in_order_all_or_none_and_processed(
     stack: Stack, db: psycopg.Connection
 ) -> None:
@@ -73,6 +84,7 @@ async def test_a_scheduled_task_starts_within_a_second_after_its_time_not_before
     stack.api()
     stack.worker()
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        await worker_consuming(http)  # "when a worker is free": one is, from here on
         at = datetime.now(UTC) + timedelta(seconds=3)
         created = await http.post("/tasks", json={
             "title": "at", "run_at": at.isoformat(timespec="milliseconds")})
