@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator
-from contextvars import ContextVar, copy_context
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import Row
 
+from adapters.eager import eager_task
 from adapters.timeouts import (
     PG_CONNECT_SECONDS,
     PG_IDLE_IN_TRANSACTION_MS,
@@ -82,33 +82,6 @@ def _budget() -> float:
     return max(0.0, min(PG_ROUND_TRIP_SECONDS, until - time.monotonic()))
 
 
-async def _resumed(step: Coroutine[Any, Any, RV], waiting: Any) -> RV:
-    """`step`, whose first stretch has run and stopped on `waiting`, run on to its end."""
-    return await _Resume(step, waiting)
-
-
-class _Resume(Generic[RV]):
-    """What `await step` does from the step's first wait on (PEP 380's `yield from`): what
-    it waits on goes up to the task, what the task sends or throws goes down to the step."""
-
-    def __init__(self, step: Coroutine[Any, Any, RV], waiting: Any) -> None:
-        self._step, self._waiting = step, waiting
-
-    def __await__(self) -> Generator[Any, Any, RV]:
-        waiting = self._waiting
-        while True:
-            try:
-                sent = yield waiting
-            except BaseException as exc:  # noqa: BLE001 - passed on, as `await` would
-                go_on = functools.partial(self._step.throw, exc)
-            else:
-                go_on = functools.partial(self._step.send, sent)
-            try:
-                waiting = go_on()
-            except StopIteration as answered:
-                return cast(RV, answered.value)
-
-
 def _settled(trip: asyncio.Future[Any]) -> None:
     """A hung-up round trip's own error is not news: the caller gets the deadline's."""
     if not trip.cancelled():
@@ -146,18 +119,14 @@ class DeadlineConnection(AsyncConnection[Any]):
             await self.round_trip(mode.__aexit__(None, None, None))
 
     async def round_trip(self, step: Coroutine[Any, Any, RV]) -> RV:
-        """`step` within the deadline. Its first stretch runs at once, as `await` would run it
-        (a pipelined statement mostly ends there, and costs no task); from its first wait on,
-        it runs in a task of its own, so that neither the deadline nor the caller's
-        cancellation ever reaches psycopg's wait: either hangs up instead."""
-        context = copy_context()  # the step's own, before and after it waits
-        try:
-            waiting = context.run(step.send, None)
-        except StopIteration as answered:  # nothing to wait for (a pipelined statement, say)
-            return cast(RV, answered.value)
+        """`step` within the deadline, in a task of its own once it waits (adapters/eager.py):
+        neither the deadline nor the caller's cancellation ever reaches psycopg's wait; either
+        hangs up instead."""
+        trip = eager_task(step)
+        if trip.done():  # nothing to wait for (a pipelined statement, say)
+            return trip.result()
         budget = _budget()
         loop = asyncio.get_running_loop()
-        trip = loop.create_task(_resumed(step, waiting), context=context)
         # a bare future and a timer, not asyncio.wait: this runs for every round trip
         ended = loop.create_future()  # the trip's end or the deadline, whichever comes first
 
