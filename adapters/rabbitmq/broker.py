@@ -8,6 +8,8 @@ reconnect strategy.
 - Until the first connection succeeds, `start()` retries with the service's Backoff; after it,
   the robust connection reconnects by itself and restores each channel, its prefetch and its
   consumer, so the connect loop runs only once per process.
+- Acknowledgements of one channel that are ready in the same turn of the loop go out as one
+  (acks.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import msgspec
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
 
 from adapters.diagnosis import Diagnosis
 from adapters.queues import DISPATCH, TRACE_HEADER
 from adapters.rabbitmq import topology
+from adapters.rabbitmq.acks import Acks
 from adapters.rabbitmq.consumers import Consumer
 from adapters.rabbitmq.endpoints import Endpoints
 from adapters.rabbitmq.errors import diagnose
@@ -86,6 +90,7 @@ class RabbitMQ:
         self._failure: Diagnosis | None = None  # why the last attempt to connect failed
         self._timeout = timeout
         self._tracer = tracer
+        self._acks = Acks(_ack)
         self._consumers: list[Consumer] = []
         self._connection: AbstractRobustConnection | None = None
         self._topology: AbstractChannel | None = None
@@ -145,7 +150,7 @@ class RabbitMQ:
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
         subscriber, channel = self.endpoints.subscriber(queue)
         channel.prefetch_count = prefetch  # read when the subscriber opens its channel
-        consumer = Consumer(queue, subscriber, handler, self.send)
+        consumer = Consumer(queue, subscriber, handler, self._acks, self.send)
         self._consumers.append(consumer)
         if self._connection is not None:
             await consumer.start()
@@ -223,3 +228,7 @@ class RabbitMQ:
         if connection is None or not connection.connected.is_set():
             raise ServiceUnavailable("not connected (connecting)" if connection is None
                                      else "connection lost (reconnecting)")
+
+
+async def _ack(message: RabbitMessage, multiple: bool) -> None:
+    await message.ack(multiple=multiple)

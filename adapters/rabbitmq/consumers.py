@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 
 import structlog
+from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.subscriber import RabbitSubscriber
 
+from adapters.rabbitmq.acks import Acks
 from adapters.rabbitmq.delivery import RabbitDelivery, Send
 from adapters.timeouts import AMQP_RPC_SECONDS
 from application.messaging import DeliveryHandler
@@ -30,10 +32,11 @@ class Consumer:
     and leaves its delivery unsettled has it put back."""
 
     def __init__(self, queue: str, subscriber: RabbitSubscriber, handler: DeliveryHandler,
-                 send: Send) -> None:
+                 acks: Acks, send: Send) -> None:
         self.queue = queue
         self._subscriber = subscriber
         self._handler = handler
+        self._acks = acks
         self._send = send
         self._reading: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
@@ -57,7 +60,11 @@ class Consumer:
     async def _read(self) -> None:
         async for message in self._subscriber:
             assert isinstance(message, RabbitMessage)
-            delivery = RabbitDelivery(self.queue, message, self._send)
+            try:
+                acks = self._acks.of(message.raw_message.channel)
+            except ChannelInvalidStateError:
+                continue  # its channel is gone: RabbitMQ hands the message out again
+            delivery = RabbitDelivery(self.queue, message, acks, self._send)
             task = asyncio.create_task(self._deliver(delivery))
             self._handling.add(task)
             task.add_done_callback(self._handling.discard)

@@ -10,6 +10,7 @@ import structlog
 from faststream.rabbit.message import RabbitMessage
 
 from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, REASON_HEADER
+from adapters.rabbitmq.acks import ChannelAcks
 
 log = structlog.get_logger(__name__)
 
@@ -22,11 +23,14 @@ class RabbitDelivery:
     properties are read from the message as it came: FastStream makes up a `message_id` and a
     `correlation_id` for a message without them, and the intake takes the first as its key."""
 
-    def __init__(self, queue: str, message: RabbitMessage, send: Send) -> None:
+    def __init__(self, queue: str, message: RabbitMessage, acks: ChannelAcks,
+                 send: Send) -> None:
         raw = message.raw_message
         self._queue = queue
         self._message = message
+        self._acks = acks
         self._send = send
+        self._tag: int = raw.delivery_tag or 0
         self.body: bytes = raw.body
         self.message_id: str | None = raw.message_id
         self.reply_to: str | None = raw.reply_to
@@ -35,12 +39,14 @@ class RabbitDelivery:
         self.settled = False
 
     async def ack(self) -> None:
+        """Sent with the acks of this channel that are ready in the same turn of the loop."""
         self.settled = True
-        await self._message.ack()
+        await self._acks.ack(self._tag, self._message)
 
     async def requeue(self) -> None:
         self.settled = True
         await self._message.nack(requeue=True)
+        self._acks.settled(self._tag)
 
     async def dead_letter(self, reason: str) -> None:
         """A copy with the reason goes to the dead-letter queue first; only once RabbitMQ has
