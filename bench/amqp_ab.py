@@ -273,13 +273,17 @@ async def run_all(args: argparse.Namespace, url: str) -> None:
                 results[label].append(await measure(run, args.messages, None, b.drain_queue))
         print(f"{args.messages:,} messages per run, {args.rounds} rounds interleaved, "
               f"{args.queue} queue, prefetch {args.prefetch}, publish batch {args.batch}")
+        print("x bare: the first row of its kind per CPU second of this row (a consumer's "
+              "ceiling against the bare one, before any other work)")
         width = max(map(len, results))
-        print(f"{'path':<{width}}  CPU s/1,000 msgs (median; each run)        msgs/s (median)")
+        print(f"{'path':<{width}}  CPU s/1,000 msgs (median; each run)     x bare  msgs/s (median)")
+        first: dict[str, float] = {}
         for label, runs in results.items():
             cpu = statistics.median(c for c, _ in runs)
             rate = statistics.median(r for _, r in runs)
             each = " ".join(f"{c:.3f}" for c, _ in runs)
-            print(f"{label:<{width}}  {cpu:.3f} ({each})  {rate:>10,.0f}")
+            bare = first.setdefault(label.split(":")[0], cpu)
+            print(f"{label:<{width}}  {cpu:.3f} ({each})  {bare / cpu:5.2f}  {rate:>10,.0f}")
 
 
 def parse() -> argparse.Namespace:
