@@ -1,41 +1,37 @@
-"""The RabbitMQ adapter: one object per process, one connection, one reconnect strategy.
+"""The RabbitMQ adapter: one object per process, one FastStream broker, one connection, one
+reconnect strategy.
 
-Which library does what, and why:
-- FastStream's RabbitBroker opens the connection (an aio-pika robust connection), declares the
-  topology (topology.py) and is what the AsyncAPI document is generated from.
-- The hot paths — publishing dispatches, consuming `tasks.create` and `tasks.dispatch`,
-  settling, replying and dead-lettering — run on plain aio-pika channels of that same
-  connection: FastStream's per-message parsing, middlewares and argument resolution were the
-  largest single cost per message in profiles, and these paths need none of it.
+- FastStream's RabbitBroker opens the connection (an aio-pika robust connection); its
+  subscribers consume `tasks.create` and `tasks.dispatch` (consumers.py) and its publishers send
+  dispatches, dead letters and replies, persistent and confirmed (endpoints.py). The AsyncAPI
+  document is generated from those endpoints.
 - Until the first connection succeeds, `start()` retries with the service's Backoff; after it,
   the robust connection reconnects by itself and restores each channel, its prefetch and its
   consumer, so the connect loop runs only once per process.
+- Acknowledgements of one channel that are ready in the same turn of the loop go out as one
+  (acks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import aio_pika
 import msgspec
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
 
 from adapters.diagnosis import Diagnosis
 from adapters.queues import DISPATCH, TRACE_HEADER
 from adapters.rabbitmq import topology
-from adapters.rabbitmq.delivery import RabbitDelivery
+from adapters.rabbitmq.acks import Acks
+from adapters.rabbitmq.consumers import Consumer
+from adapters.rabbitmq.endpoints import Endpoints
 from adapters.rabbitmq.errors import diagnose
 from adapters.timeouts import (
     AMQP_CONFIRM_SECONDS,
@@ -67,28 +63,37 @@ def with_heartbeat(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+def public(url: str) -> str:
+    """`url` as the AsyncAPI document names the server: no user, password or query."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1],
+                                                  query=""))
+
+
 class RabbitMQ:
     """The MessageBroker port on RabbitMQ. Publishes are persistent and wait for the broker's
     confirm (`timeout` seconds at most); a message is handed to its handler in an asyncio task
     of its own, and one the handler leaves unsettled after raising is put back. A silent
     RabbitMQ is caught by the heartbeat and the connect timeout (adapters/timeouts.py); the
-    robust connection then reconnects by itself."""
+    robust connection then reconnects by itself. Making one connects nothing."""
 
     name = "broker"
 
     def __init__(self, url: str, timeout: float = AMQP_CONFIRM_SECONDS, *,
                  tracer: Tracer = NO_TRACING) -> None:
-        self._broker = RabbitBroker(with_heartbeat(url), timeout=AMQP_CONNECT_SECONDS,
-                                    reconnect_interval=AMQP_RECONNECT_SECONDS, logger=None,
-                                    app_id="tasks")
+        self.faststream = RabbitBroker(
+            with_heartbeat(url), timeout=AMQP_CONNECT_SECONDS, logger=None, app_id="tasks",
+            reconnect_interval=AMQP_RECONNECT_SECONDS, graceful_timeout=None,
+            specification_url=public(url))
+        self.endpoints = Endpoints(self.faststream)
         self._url = url
         self._failure: Diagnosis | None = None  # why the last attempt to connect failed
         self._timeout = timeout
         self._tracer = tracer
-        self._consumers: list[tuple[str, int, DeliveryHandler]] = []
-        self._subscriptions: list[tuple[AbstractQueue, str]] = []
+        self._acks = Acks(_ack)
+        self._consumers: list[Consumer] = []
         self._connection: AbstractRobustConnection | None = None
-        self._confirming: AbstractChannel | None = None
+        self._topology: AbstractChannel | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()  # ends the connect loop between two attempts
 
@@ -101,11 +106,11 @@ class RabbitMQ:
         backoff, attempt = Backoff(first=0.5, cap=10.0), 1
         while True:
             try:
-                connection = await self._broker.connect()
-                await topology.declare(self._broker)
-                self._confirming = await connection.channel(publisher_confirms=True)
+                connection = await self.faststream.connect()
+                self._topology = await connection.channel()
+                await topology.declare(self._topology)
                 for consumer in self._consumers:  # one added meanwhile is taken too
-                    await self._subscribe(connection, *consumer)
+                    await consumer.start()
                 self._connection = connection
             except Exception as exc:  # noqa: BLE001 - every failure to connect is retried
                 delay = backoff.next_delay()
@@ -135,43 +140,25 @@ class RabbitMQ:
         await self._disconnect()
 
     async def _disconnect(self) -> None:
-        self._connection = self._confirming = None
-        self._subscriptions.clear()
+        """Consumers are stopped, not forgotten: the next attempt to connect starts them."""
+        self._connection = self._topology = None
+        for consumer in self._consumers:
+            await consumer.stop()
         with contextlib.suppress(Exception):  # closing what never opened: nothing to do
-            await self._broker.stop()
+            await self.faststream.stop()
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
-        self._consumers.append((queue, prefetch, handler))
+        subscriber, channel = self.endpoints.subscriber(queue)
+        channel.prefetch_count = prefetch  # read when the subscriber opens its channel
+        consumer = Consumer(queue, subscriber, handler, self._acks, self.send)
+        self._consumers.append(consumer)
         if self._connection is not None:
-            await self._subscribe(self._connection, queue, prefetch, handler)
-
-    async def _subscribe(self, connection: AbstractRobustConnection, queue: str, prefetch: int,
-                         handler: DeliveryHandler) -> None:
-        """On a channel of its own, so that its prefetch is its own. The queue must exist:
-        the topology is declared first, and only in topology.py."""
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        declared = await channel.declare_queue(queue, passive=True)
-        tag = await declared.consume(functools.partial(self._deliver, queue, handler))
-        self._subscriptions.append((declared, tag))
-
-    async def _deliver(self, queue: str, handler: DeliveryHandler,
-                       message: AbstractIncomingMessage) -> None:
-        delivery = RabbitDelivery(queue, message, self.send)
-        try:
-            await handler(delivery)
-        except Exception:
-            log.exception("consumer_failed", queue=queue)
-            if not delivery.settled:
-                with contextlib.suppress(Exception):
-                    await delivery.requeue()
+            await consumer.start()
 
     async def stop_consuming(self) -> None:
-        self._consumers.clear()
-        for declared, tag in self._subscriptions:
-            with contextlib.suppress(Exception):  # a channel that died has no consumer left
-                await declared.cancel(tag)
-        self._subscriptions.clear()
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.stop()
 
     async def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """All at once on the confirming channel, so that the confirms overlap."""
@@ -196,15 +183,20 @@ class RabbitMQ:
 
     async def send(self, queue: str, body: bytes, *, persistent: bool = False,
                    **properties: Any) -> None:
-        """To `queue` through the default exchange; returns once RabbitMQ confirmed it."""
-        channel = self._confirming
-        if channel is None or channel.is_closed:
+        """To `queue` through the default exchange, by its publisher when the service has one;
+        returns once RabbitMQ confirmed it."""
+        if self._connection is None:
             raise ServiceUnavailable("broker did not confirm: not connected")
-        message = aio_pika.Message(
-            body, app_id="tasks", **properties,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else None)
+        publisher = self.endpoints.publishers.get(queue)
         try:
-            await channel.default_exchange.publish(message, queue, timeout=self._timeout)
+            # the deadline is ours: FastStream 0.7 does not pass its `timeout` on to aio-pika
+            async with asyncio.timeout(self._timeout):
+                if publisher is not None:
+                    await publisher.publish(body, persist=persistent, **properties)
+                else:
+                    await self.faststream.publish(body, queue, persist=persistent, **properties)
+        except TimeoutError as exc:
+            raise ServiceUnavailable("broker did not confirm in time") from exc
         except asyncio.CancelledError as exc:
             # aiormq cancels the confirms a dead connection still owed: that is an outage
             # for this caller, unless the caller itself is being cancelled
@@ -236,3 +228,7 @@ class RabbitMQ:
         if connection is None or not connection.connected.is_set():
             raise ServiceUnavailable("not connected (connecting)" if connection is None
                                      else "connection lost (reconnecting)")
+
+
+async def _ack(message: RabbitMessage, multiple: bool) -> None:
+    await message.ack(multiple=multiple)

@@ -7,37 +7,46 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+from faststream.rabbit.message import RabbitMessage
 
 from adapters.queues import DEAD_LETTERED_AT, DEAD_LETTERS, REASON_HEADER
+from adapters.rabbitmq.acks import ChannelAcks
 
 log = structlog.get_logger(__name__)
 
-#: Publishes `body` to a queue, persistent and confirmed: (queue, body, properties) -> None.
+#: Publishes `body` to a queue and returns once RabbitMQ confirmed it: (queue, body, **properties).
 Send = Callable[..., Awaitable[None]]
 
 
 class RabbitDelivery:
-    """Wraps aio-pika's message so that no library type leaves the adapter."""
+    """Wraps FastStream's RabbitMessage so that no library type leaves the adapter. The AMQP
+    properties are read from the message as it came: FastStream makes up a `message_id` and a
+    `correlation_id` for a message without them, and the intake takes the first as its key."""
 
-    def __init__(self, queue: str, message: AbstractIncomingMessage, send: Send) -> None:
+    def __init__(self, queue: str, message: RabbitMessage, acks: ChannelAcks,
+                 send: Send) -> None:
+        raw = message.raw_message
         self._queue = queue
         self._message = message
+        self._acks = acks
         self._send = send
-        self.body: bytes = message.body
-        self.message_id: str | None = message.message_id
-        self.reply_to: str | None = message.reply_to
-        self.correlation_id: str | None = message.correlation_id
-        self.headers: Mapping[str, object] = dict(message.headers or {})
+        self._tag: int = raw.delivery_tag or 0
+        self.body: bytes = raw.body
+        self.message_id: str | None = raw.message_id
+        self.reply_to: str | None = raw.reply_to
+        self.correlation_id: str | None = raw.correlation_id
+        self.headers: Mapping[str, object] = dict(raw.headers or {})
         self.settled = False
 
     async def ack(self) -> None:
+        """Sent with the acks of this channel that are ready in the same turn of the loop."""
         self.settled = True
-        await self._message.ack()
+        await self._acks.ack(self._tag, self._message)
 
     async def requeue(self) -> None:
         self.settled = True
         await self._message.nack(requeue=True)
+        self._acks.settled(self._tag)
 
     async def dead_letter(self, reason: str) -> None:
         """A copy with the reason goes to the dead-letter queue first; only once RabbitMQ has

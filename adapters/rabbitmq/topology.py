@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from aio_pika.abc import AbstractChannel
+from faststream.rabbit import QueueType, RabbitQueue
 
 from adapters.queues import CREATE, CREATE_DLQ, DISPATCH, DISPATCH_DLQ
 
@@ -29,6 +30,10 @@ DISPATCH_DLQ_QUEUE = RabbitQueue(DISPATCH_DLQ, durable=True)
 ALL = (CREATE_QUEUE, CREATE_DLQ_QUEUE, DISPATCH_QUEUE, DISPATCH_DLQ_QUEUE)
 
 
-async def declare(broker: RabbitBroker) -> None:
+async def declare(channel: AbstractChannel) -> None:
+    """On a channel of the topology's own, kept open so that the robust connection declares
+    them again after a reconnect. Not through FastStream's declarer: it keeps one queue object
+    per queue, and a subscriber starting later would be handed this channel's instead of
+    consuming on its own channel with its own prefetch."""
     for queue in ALL:
-        await broker.declare_queue(queue)
+        await channel.declare_queue(queue.name, durable=queue.durable, arguments=queue.arguments)

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
+from adapters.rabbitmq.broker import RabbitMQ
 from entrypoints.asyncapi import document
 from entrypoints.settings import Settings
 
@@ -16,11 +17,14 @@ from entrypoints.settings import Settings
 @get("/docs/asyncapi.json", include_in_schema=False)
 async def asyncapi_json(request: Request[Any, Any, Any],
                         settings: NamedDependency[Settings]) -> Response[bytes]:
-    """Made once per app, from the same schemas as the OpenAPI document."""
+    """Made once per app, from the same schemas as the OpenAPI document and the RabbitMQ
+    adapter's endpoints, on an adapter made for it that never connects: the app is handed no
+    broker (and `tasks dev` has none), and every adapter declares the same endpoints."""
     body = request.app.state.get("asyncapi_json")
     if body is None:
         schemas = request.app.openapi_schema.to_schema()["components"]["schemas"]
-        body = msgspec.json.encode(document(schemas, settings.rabbitmq_url))
+        broker = RabbitMQ(settings.rabbitmq_url).faststream
+        body = msgspec.json.encode(document(schemas, broker))
         request.app.state["asyncapi_json"] = body
     return Response(body, media_type="application/json")
 

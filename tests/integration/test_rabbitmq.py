@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from adapters.rabbitmq.broker import RabbitMQ
 from application.messaging import Delivery
 from application.model import Dispatch
 from domain.errors import ServiceUnavailable
+from tests.support.proxy import Proxy
 from tests.support.services import Services
 
 from .amqp import existing, list_queues, next_message, running, send
@@ -96,6 +98,22 @@ async def test_publishing_after_the_broker_stopped_raises_service_unavailable(
     with pytest.raises(ServiceUnavailable, match="broker did not confirm"):
         await broker.publish([Dispatch(uuid.uuid4(), 1)])
     assert await (await existing(channel, DISPATCH)).get(fail=False) is None
+
+
+async def test_a_publish_to_a_silent_broker_fails_within_the_confirm_deadline(
+    amqp_url: str,
+) -> None:
+    with Proxy.in_front_of(amqp_url) as proxy:
+        async with running(proxy.url_for(amqp_url)) as broker:  # its confirms wait 5 s at most
+            await broker.publish([Dispatch(uuid.uuid4(), 1)])
+            proxy.blackhole()  # no frame in either direction: no confirm, no heartbeat
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailable, match="broker did not confirm in time"):
+                await broker.publish([Dispatch(uuid.uuid4(), 1)])
+            waited = time.monotonic() - started
+            proxy.heal(reset_existing=True)
+
+    assert 4.5 < waited < 8  # the heartbeat would have taken 18 s
 
 
 async def test_a_consumer_holds_at_most_its_prefetch_unsettled(

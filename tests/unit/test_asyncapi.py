@@ -87,6 +87,13 @@ def test_the_dead_letter_queue_carries_the_reason_header(documents: Any) -> None
     assert asyncapi["operations"]["tasks.create.dlq"]["action"] == "send"
 
 
+def test_it_describes_the_contract_and_not_the_internal_queues(documents: Any) -> None:
+    asyncapi, _, _ = documents
+    assert set(asyncapi["channels"]) == {"tasks.create", "tasks.create.dlq", "tasks.create.reply"}
+    assert set(asyncapi["operations"]) == {"tasks.create", "tasks.create.dlq"}
+    assert asyncapi["operations"]["tasks.create"]["bindings"]["amqp"]["ack"] is True
+
+
 def test_the_server_is_named_without_its_credentials(documents: Any) -> None:
     asyncapi, _, _ = documents
     assert "s3cret" not in json.dumps(asyncapi)
