@@ -90,6 +90,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "throughput": _from(container.throughput),
             "prune_tasks": _from(container.prune_tasks),
             "settings": _from(container.settings),
+            "amqp": _from(container.broker),
             "list_dead": _from(container.list_dead_letters),
             "replay": _from(container.replay_dead_letters),
             "gauges": _from(container.read_gauges),

@@ -15,15 +15,16 @@ from entrypoints.settings import Settings
 
 
 @get("/docs/asyncapi.json", include_in_schema=False)
-async def asyncapi_json(request: Request[Any, Any, Any],
-                        settings: NamedDependency[Settings]) -> Response[bytes]:
-    """Made once per app, from the same schemas as the OpenAPI document and the RabbitMQ
-    adapter's endpoints, on an adapter made for it that never connects: the app is handed no
-    broker (and `tasks dev` has none), and every adapter declares the same endpoints."""
+async def asyncapi_json(request: Request[Any, Any, Any], settings: NamedDependency[Settings],
+                        amqp: NamedDependency[object]) -> Response[bytes]:
+    """Made once per app, from the same schemas as the OpenAPI document and the subscribers
+    and publishers of this process's RabbitMQ adapter (`tasks dev` has none: there, an
+    adapter that never connects describes the same endpoints)."""
     body = request.app.state.get("asyncapi_json")
     if body is None:
         schemas = request.app.openapi_schema.to_schema()["components"]["schemas"]
-        broker = RabbitMQ(settings.rabbitmq_url).faststream
+        adapter = amqp if isinstance(amqp, RabbitMQ) else RabbitMQ(settings.rabbitmq_url)
+        broker = adapter.faststream
         body = msgspec.json.encode(document(schemas, broker))
         request.app.state["asyncapi_json"] = body
     return Response(body, media_type="application/json")
