@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Collection
 
 import structlog
@@ -30,8 +31,9 @@ class RelayDispatches:
     """
 
     def __init__(self, store: TaskStore, publisher: DispatchPublisher, *,
-                 hold: float, every: float = 0.5, batch: int = 500) -> None:
+                 hold: float, every: float = 0.5, batch: int = 500, chunk: int = 100) -> None:
         self._store = store
+        self._chunk = chunk
         self._publisher = publisher
         self._hold = hold
         self._every = every
@@ -60,8 +62,9 @@ class RelayDispatches:
     async def __call__(self) -> int:
         """Publish what was sent, then, when due, what waits in the outbox; how many."""
         sent = 0
-        if self._ready:
-            ready, self._ready = self._ready, {}
+        if self._ready:  # oldest first, a chunk at a time: the loop serves others in between
+            ready = {entry: self._ready.pop(entry)
+                     for entry in list(itertools.islice(self._ready, self._chunk))}
             sent += await self._publish(ready)
         now = asyncio.get_running_loop().time()
         if self._outbox_due or now - self._looked >= self._every:
