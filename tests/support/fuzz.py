@@ -86,8 +86,9 @@ def fuzz(keys: bool, seconds: int, seed: int | None) -> bool:
         stack = Stack(database, vhost, **STACK)
         try:
             stack.migrate()
-            stack.api(TASKS_RETENTION_DAYS="365",  # a prune then needs no age and deletes none
-                      **({"TASKS_API_KEYS": f"ops:admin:{ADMIN_SECRET}"} if keys else {}))
+            # with keys, a retention (a prune needs no age); without, the document requires one
+            stack.api(**({"TASKS_API_KEYS": f"ops:admin:{ADMIN_SECRET}",
+                          "TASKS_RETENTION_DAYS": "365"} if keys else {}))
             stack.worker()
             auth = ["--header", f"Authorization: Bearer {ADMIN_SECRET}"] if keys else []
             started = time.monotonic()
