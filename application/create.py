@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import msgspec
 import structlog
@@ -23,14 +24,8 @@ class Created(msgspec.Struct, frozen=True):
     replayed: bool
 
 
-class CreateTask:
-    """A task, its `created` history entry and its dispatch commit together or not at all; the
-    dispatch is published as soon as that commit is done, by this process (the outbox holds it
-    until the broker confirms).
-
-    The same idempotency key with the same request returns the first task; with another
-    request it is a conflict.
-    """
+class _Creating:
+    """What both ways of creating need: the store, the clock and ids, the dispatcher."""
 
     def __init__(
         self, tasks: TaskStore, clock: Clock, ids: IdSource, dispatcher: Dispatcher,
@@ -43,11 +38,23 @@ class CreateTask:
         self._metrics = metrics
         self._tracer = tracer
 
-    async def __call__(self, request: NewTaskRequest) -> Created:
-        now = self._clock.now()
-        task = Task.create(id=self._ids.new_id(), title=request.title,
+    def _task(self, request: NewTaskRequest, now: datetime) -> Task:
+        return Task.create(id=self._ids.new_id(), title=request.title,
                            description=request.description, payload=request.payload,
                            source=request.source, now=now, run_at=request.start(now))
+
+
+class CreateTask(_Creating):
+    """A task, its `created` history entry and its dispatch commit together or not at all; the
+    dispatch is published as soon as that commit is done, by this process (the outbox holds it
+    until the broker confirms).
+
+    The same idempotency key with the same request returns the first task; with another
+    request it is a conflict.
+    """
+
+    async def __call__(self, request: NewTaskRequest) -> Created:
+        task = self._task(request, self._clock.now())
         trace = self._tracer.current()
         stored = await self._tasks.create(NewTask(task, request, trace))
         task_id = str(stored.task.id)
@@ -65,33 +72,19 @@ class CreateTask:
         return Created(stored.task, replayed=True)
 
 
-class CreateTasks:
+class CreateTasks(_Creating):
     """Many tasks in one transaction, all or none, each with its history entry and dispatch
     (published at once, as CreateTask does). An idempotency key covers the whole batch: item
     `i` is stored under `key#i` with the digest of the whole batch, so the same key with the
     same batch returns the same tasks, and with any other batch is a conflict."""
 
-    def __init__(
-        self, tasks: TaskStore, clock: Clock, ids: IdSource, dispatcher: Dispatcher,
-        *, metrics: Metrics = NO_METRICS, tracer: Tracer = NO_TRACING,
-    ) -> None:
-        self._tasks = tasks
-        self._clock = clock
-        self._ids = ids
-        self._dispatcher = dispatcher
-        self._metrics = metrics
-        self._tracer = tracer
-
     async def __call__(self, requests: Sequence[NewTaskRequest],
                        key: str | None) -> CreatedMany:
         now, trace = self._clock.now(), self._tracer.current()
         digest = _digest(requests) if key is not None else None
-        news = [NewTask(
-            Task.create(id=self._ids.new_id(), title=r.title, description=r.description,
-                        payload=r.payload, source=r.source, now=now, run_at=r.start(now)),
-            msgspec.structs.replace(r, idempotency_key=f"{key}#{i}" if key is not None
-                                    else None),
-            trace, digest) for i, r in enumerate(requests)]
+        news = [NewTask(self._task(r, now), msgspec.structs.replace(
+                    r, idempotency_key=f"{key}#{i}" if key is not None else None), trace, digest)
+                for i, r in enumerate(requests)]
         stored = await self._tasks.create_many(news)
         if all(s is not None and s.inserted for s in stored):
             for s in stored:
