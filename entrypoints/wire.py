@@ -108,7 +108,7 @@ class BatchOut(Wire):
 
 def _moment(text: str | None, field: str) -> datetime | None:
     """An RFC 3339 time with its offset (a string on the wire: Litestar's lax decoding would
-    take a number for a time)."""
+    take a number for a time), as the same instant in UTC."""
     if text is None:
         return None
     try:
@@ -117,7 +117,7 @@ def _moment(text: str | None, field: str) -> datetime | None:
         raise InvalidInput(f"{field} is not an RFC 3339 time: {text!r}") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{field} needs an offset (for example 2026-12-24T18:00:00Z)")
-    return moment
+    return moment.astimezone(UTC)  # PostgreSQL takes offsets up to 15:59 only; RFC 3339 23:59
 
 
 _decode_time = msgspec.json.Decoder(datetime).decode

@@ -65,3 +65,13 @@ async def test_a_delay_and_a_start_time_together_are_refused_as_the_document_say
         assert_problem(await client.post("/tasks", json=both), 400)
         naive = {"title": "t", "run_at": "2030-01-01T00:00:00"}
         assert_problem(await client.post("/tasks", json=naive), 400)
+
+
+async def test_a_start_time_with_any_offset_rfc_3339_allows_is_taken_as_its_instant() -> None:
+    """Found by the 10-minute fuzz: PostgreSQL refuses offsets past 15:59, RFC 3339 (and the
+    pattern) allow up to 23:59; the service stores the same instant in UTC."""
+    async with serving() as (client, _):
+        answer = await client.post("/tasks", json={"title": "t",
+                                                   "run_at": "2057-10-29T22:04:41+22:37"})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["run_at"] == "2057-10-28T23:27:41Z"
