@@ -60,7 +60,10 @@ def walk_listing(http: httpx.Client) -> list[str]:
 
 
 def unfinished(db: psycopg.Connection) -> int:
-    row = db.execute("SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'error')")
+    """Tasks not final that should be by now: a scheduled task whose time has not come waits
+    by contract (the fuzzer schedules some up to a year ahead)."""
+    row = db.execute("SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'error') "
+                     "AND (run_at IS NULL OR run_at <= now())")
     return int(row.fetchone()[0])
 
 
@@ -94,6 +97,7 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
         if keys:
             http.headers["Authorization"] = f"Bearer {ADMIN_SECRET}"
         listed = walk_listing(http)
+        assert http.post("/dispatch/resume").status_code == 200  # the fuzzer may have paused it
     stored = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
     assert len(listed) == len(set(listed)) == stored
 
