@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+import aio_pika.exceptions
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from aiormq.abc import FieldTable
 from litestar import Litestar, post
@@ -76,20 +77,30 @@ async def work(database_url: str, rabbitmq_url: str, prefetch: int) -> None:
         open=False,
     )
     await pool.open(wait=True)
-    connection = await aio_pika.connect(rabbitmq_url)
+
+    async def handle(message: AbstractIncomingMessage) -> None:
+        task_id = message.body.decode()
+        async with pool.connection() as conn:
+            await conn.execute(START, [task_id])
+            await conn.execute(FINISH, [task_id])
+        await message.ack()
+
+    for attempt in range(10):
+        # RabbitMQ 3.10 may answer a consume on a quorum queue declared a moment before with
+        # INTERNAL_ERROR (its Raft member not started yet) and close the connection: try again
+        connection = await aio_pika.connect(rabbitmq_url)
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            queue = await channel.declare_queue(QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
+            await queue.consume(handle)
+            break
+        except aio_pika.exceptions.AMQPError:
+            await connection.close()
+            if attempt == 9:
+                raise
+            await asyncio.sleep(0.5)
     try:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.declare_queue(QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
-
-        async def handle(message: AbstractIncomingMessage) -> None:
-            task_id = message.body.decode()
-            async with pool.connection() as conn:
-                await conn.execute(START, [task_id])
-                await conn.execute(FINISH, [task_id])
-            await message.ack()
-
-        await queue.consume(handle)
         logging.info("naive worker consuming %s, prefetch %d", QUEUE, prefetch)
         await stopping.wait()
     finally:
