@@ -47,32 +47,11 @@ WHERE {filters}
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
--- name: compare_and_set_many
--- Each row n is written only if the task is still as the caller read it (status, attempts,
--- lease owner). `locked` takes the row locks in id order first (the UPDATE only touches rows it
--- has locked), so concurrent batches over overlapping ids queue instead of deadlocking. Ids must
--- be distinct. `= ANY(ARRAY(...))` keeps both scans on the primary key: the planner guesses 100
--- rows for json_to_recordset and would otherwise join small tables by sequential scans.
-WITH n AS MATERIALIZED (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS n ({cas_shape})
-), locked AS MATERIALIZED (
-    SELECT id FROM tasks WHERE id = ANY(ARRAY(SELECT id FROM n)) ORDER BY id FOR NO KEY UPDATE
-)
-UPDATE tasks t
-SET {assignments}
-FROM n
-WHERE t.id = ANY(ARRAY(SELECT id FROM locked))
-  AND t.id = n.id
-  AND t.status = n.old_status
-  AND t.attempts = n.old_attempts
-  AND t.lease_owner IS NOT DISTINCT FROM n.old_lease_owner
-RETURNING t.id;
-
 -- name: claim_tasks
 -- `new -> in_progress` for every task of `ids` still `new` and due (`run_at` passed, by the
 -- database's clock, as the relay's), with its history row, in one statement: one more attempt,
 -- leased to `worker` until `lease_until` (the domain's Task.claim). Nothing while dispatch is
--- paused. Rows are locked in id order (as compare_and_set_many does). Each claimed task comes
+-- paused. Rows are locked in id order (as apply_changes does). Each claimed task comes
 -- back with `waited_since`, when it became `new`; the tasks of `ids` that were not claimed
 -- come back too, unchanged, with `waited_since` null, as the statement's snapshot has them,
 -- and `lost` when they looked claimable: another statement claimed such a task while this one
@@ -103,8 +82,13 @@ FROM tasks
 WHERE id = ANY(%(ids)s::uuid[]) AND id NOT IN (SELECT id FROM claimed);
 
 -- name: apply_changes
--- compare_and_set_many, with the history row of every change written and the dispatch it
--- sends (if any) put in the outbox, in the same statement; only for the rows it wrote.
+-- Each row n is written only if the task is still as the caller read it (status, attempts,
+-- lease owner). `locked` takes the row locks in id order first (the UPDATE only touches rows it
+-- has locked), so concurrent batches over overlapping ids queue instead of deadlocking. Ids must
+-- be distinct. `= ANY(ARRAY(...))` keeps both scans on the primary key: the planner guesses 100
+-- rows for json_to_recordset and would otherwise join small tables by sequential scans.
+-- The history row of every change written and the dispatch it sends (if any) go in the same
+-- statement, only for the rows it wrote (a bare compare-and-set gives none of either).
 WITH n AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS n ({cas_shape})
 ), locked AS MATERIALIZED (
@@ -143,7 +127,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: renew_leases
 -- Only the claims (task id, attempt) the worker says it runs: a claim committed while the worker
--- never heard of it is not renewed, and expires. Locks in id order, like compare_and_set_many,
+-- never heard of it is not renewed, and expires. Locks in id order, like apply_changes,
 -- so renewal never deadlocks with a batch. Returns the renewed tasks whose cancel was asked for
 -- (the worker may have missed the call).
 UPDATE tasks SET lease_expires_at = %(until)s
@@ -249,10 +233,12 @@ ORDER BY h.tx DESC, h.id DESC
 LIMIT 1;
 
 -- name: select_counts
--- Counters summed over their shards (see migration 0003), and the oldest wait in `new`.
+-- Counters summed over their shards (see migration 0003), and the oldest wait in `new` (a
+-- scheduled task waits for its time, not for a worker: it counts once due).
 SELECT (SELECT coalesce(jsonb_object_agg(name, total), jsonb_build_object()) FROM
             (SELECT name, sum(n) AS total FROM task_counts GROUP BY name) s) AS counts,
-       (SELECT min(updated_at) FROM tasks WHERE status = 'new') AS oldest_new_at;
+       (SELECT min(updated_at) FROM tasks
+        WHERE status = 'new' AND (run_at IS NULL OR run_at <= now())) AS oldest_new_at;
 
 -- name: prune_batch
 -- Deletes up to `limit` finished tasks that finished before `cutoff`, oldest first, with their

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -163,7 +163,9 @@ class InMemoryTasks:
         return [t.id for t in sorted(done, key=lambda t: t.finished_at or cutoff)]
 
     async def counts(self) -> Counts:
-        waiting = [t.updated_at for t in self._s.tasks.values() if t.status is TaskStatus.NEW]
+        now = datetime.now(UTC)  # as the database's clock: a scheduled task counts once due
+        waiting = [t.updated_at for t in self._s.tasks.values()
+                   if t.status is TaskStatus.NEW and t.due(now)]
         return Counts(
             by_status={s: sum(t.status is s for t in self._s.tasks.values()) for s in TaskStatus},
             oldest_new_at=min(waiting, default=None),

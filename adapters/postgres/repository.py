@@ -98,12 +98,14 @@ class PostgresTasks:
         return [to_task(row) for row in await cur.fetchall()]
 
     async def compare_and_set_many(self, pairs: Sequence[tuple[Task, Task]]) -> set[uuid.UUID]:
-        """One UPDATE for all pairs; the statement itself locks the rows in id order."""
+        """One UPDATE for all pairs (the store's apply_changes, with no history row and no
+        dispatch); the statement itself locks the rows in id order."""
         if not pairs:
             return set()
         check_pairs(pairs)
-        cur = await self._conn.execute(query("compare_and_set_many"), {
-            "rows": as_json([cas_row(old, new) for old, new in pairs])})
+        cur = await self._conn.execute(query("apply_changes"), {
+            "rows": as_json([cas_row(old, new) for old, new in pairs]),
+            "steps": "[]", "dispatches": "[]"})
         return {row["id"] for row in await cur.fetchall()}
 
     async def expired(self, now: datetime, limit: int) -> list[Task]:
@@ -118,7 +120,7 @@ class PostgresTasks:
             "worker": worker, "until": until,
             "ids": [task_id for task_id, _ in claims],
             "attempts": [attempt for _, attempt in claims]})
-        rows = await cur.fetchall()  # not rowcount: unknown until a pipeline sync
+        rows = await cur.fetchall()
         return Renewed(len(rows), frozenset(
             (row["id"], row["attempts"]) for row in rows if row["cancel_requested"]))
 

@@ -418,3 +418,17 @@ async def test_create_many_writes_all_or_none_when_a_key_is_taken(backing: Backi
         NewTask(fresh, request_for(fresh)), NewTask(again, request_for(again))])
     assert all(s is not None and s.inserted and s.entry is not None for s in both)
     assert [await backing.store.get(t.id) for t in (fresh, again)] == [fresh, again]
+
+
+async def test_a_scheduled_task_does_not_count_as_waiting_for_a_worker_before_its_time(
+    backing: Backing,
+) -> None:
+    now = datetime.now(UTC)
+    later = msgspec.structs.replace(new_task("later", at=now), run_at=now + timedelta(hours=1))
+    await backing.store.create(NewTask(later, request_for(later)))
+    async with backing.units() as u:
+        assert (await u.tasks.counts()).oldest_new_at is None
+    due = new_task("due", at=now)
+    await created(backing, due)
+    async with backing.units() as u:
+        assert (await u.tasks.counts()).oldest_new_at == due.updated_at
