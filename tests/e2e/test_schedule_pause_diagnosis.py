@@ -153,11 +153,12 @@ async def test_the_diagnosis_tells_each_state_a_waiting_task_can_be_in(
         worker = stack.worker()
         running = await wait_state(http, task["id"], "running")
         assert running["facts"]["attempt"] == 1 and running["facts"]["worker"]
-        behind = [(await http.post("/tasks", json={"title": f"q{i}"})).json()["id"]
-                  for i in range(3)]
         worker.kill()  # its claims stop being renewed
         expired = await wait_state(http, task["id"], "lease_expired", timeout=15)
         assert expired["facts"]["lease_expires_at"] is not None
+        # created once no worker is alive: a live worker of 100 slots would claim them at once
+        behind = [(await http.post("/tasks", json={"title": f"q{i}"})).json()["id"]
+                  for i in range(3)]
         stack.worker(TASKS_WORKER_CONCURRENCY="1")  # busy with one task: the rest queue
         queued = await wait_state(http, behind[-1], "queued")
         assert queued["facts"]["consumers"] == 1 and queued["facts"]["ahead"] >= 0
