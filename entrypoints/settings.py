@@ -44,6 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: run_at): a create's own dispatch does not wait for it
     relay_interval_seconds: Interval = 0.5
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    #: how many quorum queues the dispatch traffic is split over (a task's queue follows from
+    #: its id; every worker consumes them all)
+    dispatch_queues: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     intake_enabled: bool = True
     intake_prefetch: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 200
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
@@ -74,6 +77,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "before they are renewed; leave it unset to renew every third of the lease"
             )
 
+
+    def rabbitmq_urls(self) -> tuple[str, ...]:
+        """The nodes of one RabbitMQ cluster: TASKS_RABBITMQ_URL split at its commas."""
+        return split_urls(self.rabbitmq_url)
 
     def keys(self) -> tuple[ApiKey, ...]:
         """The API keys; empty when authentication is off."""
@@ -130,15 +137,31 @@ def _plain(message: str) -> str:
     return f"must be {bound[1]}" if bound else message
 
 
+def split_urls(value: str) -> tuple[str, ...]:
+    """Comma-separated URLs, blanks around them ignored."""
+    return tuple(url.strip() for url in value.split(",") if url.strip())
+
+
 def _check_url(name: str, value: str) -> None:
     schemes, example = URLS[name]
-    scheme, found, _ = value.partition("://")
-    if found and scheme.lower() in schemes:
-        return
-    if not found and name == "database_url" and "=" in value:
+    if name == "rabbitmq_url":  # the nodes of one cluster, each a URL of its own
+        urls = split_urls(value)
+        if urls and all(_scheme(url) in schemes for url in urls):
+            return
+        raise _Invalid(f"must be one URL starting with {' or '.join(s + '://' for s in schemes)}"
+                       f", or several separated by commas (the nodes of one cluster), e.g. "
+                       f"{example}")
+    if _scheme(value) in schemes:
+        return  # several hosts too, the libpq way: postgresql://h1:5432,h2:5432/tasks
+    if "://" not in value and name == "database_url" and "=" in value:
         return  # libpq's key=value form: host=... dbname=...
     raise _Invalid(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
                    f"e.g. {example}")
+
+
+def _scheme(url: str) -> str | None:
+    scheme, found, _ = url.partition("://")
+    return scheme.lower() if found else None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
