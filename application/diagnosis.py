@@ -72,7 +72,7 @@ class DiagnoseTask:
             why = f": {broker}" if broker else ""
             return said("dispatch_pending", pending, "Its dispatch is not confirmed by "
                         f"RabbitMQ yet{why}.", since=pending, broker=broker)
-        look = await self._queue.look()
+        look = await self._queue.look(task.id)
         if look.consumers == 0:
             return said("no_workers", task.updated_at, "No worker consumes the dispatch "
                         "queue: start one (tasks worker).", consumers=0)

@@ -3,6 +3,7 @@ consuming deliveries that are settled once."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -19,20 +20,27 @@ class DispatchPublisher(Protocol):
 
 
 class QueueLook(msgspec.Struct, frozen=True):
-    """The dispatch queue at a glance: messages ready for a worker, and workers consuming."""
+    """A dispatch queue at a glance: messages ready for a worker, and workers consuming."""
 
     ready: int
     consumers: int
 
 
 class DispatchQueue(Protocol):
+    """The dispatch queues: one, or the N that dispatch is split over."""
+
     async def ready(self) -> int:
-        """Dispatches in the queue waiting for a worker to take them (not those a worker holds
-        already); ServiceUnavailable when the queue cannot be looked at, or is missing."""
+        """Dispatches waiting for a worker to take them, in all the queues together (not those
+        a worker holds already); ServiceUnavailable when a queue cannot be looked at, or is
+        missing."""
         ...
 
-    async def look(self) -> QueueLook:
-        """`ready` and how many consumers the queue has, in one look."""
+    async def look(self, task_id: uuid.UUID) -> QueueLook:
+        """The queue that task's dispatches go to."""
+        ...
+
+    async def looks(self) -> dict[str, QueueLook]:
+        """Every dispatch queue, by name."""
         ...
 
 
@@ -82,6 +90,10 @@ class MessageBroker(DispatchPublisher, HealthProbe, Protocol):
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> None:
         """Hand `queue`'s messages to `handler` (each in its own asyncio task), at most
         `prefetch` unsettled at a time, from now until `stop_consuming`; across reconnects."""
+        ...
+
+    async def consume_dispatches(self, concurrency: int, handler: DeliveryHandler) -> None:
+        """`consume` every dispatch queue, `concurrency` shared between them."""
         ...
 
     async def stop_consuming(self) -> None:

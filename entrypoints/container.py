@@ -104,7 +104,8 @@ class Container(containers.DeclarativeContainer):
     pool_open = providers.Resource(pool_lifecycle, pool)
     #: OpenTelemetry once entrypoints.tracing has found OTEL_EXPORTER_OTLP_ENDPOINT set
     tracer = providers.Object(NO_TRACING)
-    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_url, tracer=tracer)
+    broker = providers.Singleton(RabbitMQ, settings.provided.rabbitmq_urls.call(),
+                                 queues=settings.provided.dispatch_queues, tracer=tracer)
     broker_open = providers.Resource(broker_lifecycle, broker)
 
     uow = providers.Factory(PostgresUnitOfWork, pool)

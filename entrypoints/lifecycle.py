@@ -89,9 +89,9 @@ async def running(container: Container, roles: Roles) -> AsyncIterator[None]:
                                   functools.partial(container.prune_tasks().until_done, keep),
                                   first_delay=min(often, 30.0)), "retention")
             work = Inflight("worker", grace)
-            await broker.consume(DISPATCH, settings.worker_concurrency,
-                                 work.track(dispatch_handler(container.process_task(),
-                                                            container.tracer())))
+            await broker.consume_dispatches(
+                settings.worker_concurrency,
+                work.track(dispatch_handler(container.process_task(), container.tracer())))
             consumers.append((DISPATCH, settings.worker_concurrency, work))
         if roles.intake:
             intake = Inflight("intake", grace)

@@ -110,6 +110,10 @@ class InMemoryBroker:
             handling.add(task)
             task.add_done_callback(handling.discard)
 
+    async def consume_dispatches(self, concurrency: int, handler: DeliveryHandler) -> None:
+        """The one dispatch queue (`tasks dev` splits nothing)."""
+        await self.consume(DISPATCH, concurrency, handler)
+
     async def stop_consuming(self) -> None:
         for task in self._consumers:
             task.cancel()

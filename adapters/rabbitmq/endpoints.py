@@ -12,12 +12,7 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 from pydantic import WithJsonSchema
 
 from adapters.queues import CREATE, CREATE_DLQ, REASON_HEADER
-from adapters.rabbitmq.topology import (
-    CREATE_DLQ_QUEUE,
-    CREATE_QUEUE,
-    DISPATCH_DLQ_QUEUE,
-    DISPATCH_QUEUE,
-)
+from adapters.rabbitmq.topology import Topology
 
 #: What a dead letter's body is: whatever the refused message carried.
 REJECTED = Annotated[Any, WithJsonSchema({
@@ -31,20 +26,21 @@ class Endpoints:
     set when consuming begins. Only the AMQP contract is in the document: `tasks.create` and
     its dead-letter queue; the dispatch queues are internal."""
 
-    def __init__(self, broker: RabbitBroker) -> None:
+    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
         self._broker = broker
         self.subscribers: dict[str, tuple[RabbitSubscriber, Channel]] = {}
         self.publishers: dict[str, RabbitPublisher] = {}
-        self._subscriber(CREATE_QUEUE, title=CREATE, description=(
+        self._subscriber(topology.create, title=CREATE, description=(
             "Create a task: the body is the same JSON as `POST /tasks`. A message is "
             "acknowledged once its task is stored; one that cannot become a task goes to "
             f"`{CREATE_DLQ}`."))
-        self._subscriber(DISPATCH_QUEUE, include_in_schema=False)
-        self._publisher(CREATE_DLQ_QUEUE, title=CREATE_DLQ, schema=REJECTED, description=(
+        for queue in topology.dispatch_queues:
+            self._subscriber(queue, include_in_schema=False)
+            self._publisher(queue, include_in_schema=False)
+        self._publisher(topology.create_dlq, title=CREATE_DLQ, schema=REJECTED, description=(
             f"Messages of `{CREATE}` that could not become a task, with the reason in the "
             f"`{REASON_HEADER}` header."))
-        self._publisher(DISPATCH_QUEUE, include_in_schema=False)
-        self._publisher(DISPATCH_DLQ_QUEUE, include_in_schema=False)
+        self._publisher(topology.dispatch_dlq, include_in_schema=False)
 
     def subscriber(self, queue: str) -> tuple[RabbitSubscriber, Channel]:
         """The subscriber of `queue`; one made now (not documented) for a queue the service does

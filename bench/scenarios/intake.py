@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from adapters.rabbitmq.topology import CREATE_QUEUE
+from adapters.rabbitmq.topology import Topology
 from bench import db
 from bench.amqp import consume_and_ack, prefill_queue
 from bench.context import Context, Row
@@ -16,7 +16,8 @@ from bench.stats import rate
 async def prefill(url: str, count: int) -> float:
     """`count` task messages on tasks.create, declared exactly as the service declares it (or
     its own declaration would fail); seconds taken."""
-    return await prefill_queue(url, CREATE_QUEUE.name, dict(CREATE_QUEUE.arguments or {}), count)
+    create = Topology().create
+    return await prefill_queue(url, create.name, dict(create.arguments or {}), count)
 
 
 def run(ctx: Context) -> list[Row]:

@@ -23,7 +23,7 @@ async def asyncapi_json(request: Request[Any, Any, Any], settings: NamedDependen
     body = request.app.state.get("asyncapi_json")
     if body is None:
         schemas = request.app.openapi_schema.to_schema()["components"]["schemas"]
-        adapter = amqp if isinstance(amqp, RabbitMQ) else RabbitMQ(settings.rabbitmq_url)
+        adapter = amqp if isinstance(amqp, RabbitMQ) else RabbitMQ(settings.rabbitmq_urls())
         broker = adapter.faststream
         body = msgspec.json.encode(document(schemas, broker))
         request.app.state["asyncapi_json"] = body

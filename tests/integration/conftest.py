@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel
 
 from adapters.postgres.store import PostgresTaskStore
 from adapters.postgres.uow import PostgresUnitOfWork
-from adapters.rabbitmq.topology import ALL
+from adapters.rabbitmq.topology import Topology
 from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from tests.support.services import Services
 
@@ -44,12 +44,12 @@ async def amqp_url(module_vhost: str) -> str:
     """The module's own vhost with none of the service's queues in it, as if fresh.
 
     A vhost per test costs three rabbitmqctl runs (seconds each on a busy broker); deleting
-    the four queues gives the same clean slate in milliseconds.
+    the service's queues gives the same clean slate in milliseconds.
     """
     connection = await aio_pika.connect_robust(module_vhost)
     try:
         channel = await connection.channel()
-        for queue in ALL:
+        for queue in Topology(8).all:  # up to eight dispatch queues
             await channel.queue_delete(queue.name)
     finally:
         await connection.close()
