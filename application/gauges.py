@@ -10,6 +10,7 @@ import msgspec
 import structlog
 
 from application.deadletters import DeadLetterQueues
+from application.messaging import DispatchQueue, QueueLook
 from application.stats import Counts, GetCounts
 
 log = structlog.get_logger(__name__)
@@ -23,26 +24,30 @@ class Gauges(msgspec.Struct, frozen=True, kw_only=True):
     counts: Counts | None
     oldest_new_age_seconds: float | None
     dead_letters: dict[str, int] | None
+    dispatch_queues: dict[str, QueueLook] | None = None
 
 
 class ReadGauges:
     """Reads counters kept by the changes themselves and the broker's queue lengths: a few rows
-    and two queue declarations, however many tasks exist. Each source gets `timeout` seconds,
-    both at once, so that a scrape stays fast and answers even while one of them is down."""
+    and a queue declaration for each dead-letter and dispatch queue, however many tasks exist.
+    Each source gets `timeout` seconds, all at once, so that a scrape stays fast and answers
+    even while one of them is down."""
 
     def __init__(self, counts: GetCounts, dead_letters: DeadLetterQueues,
-                 timeout: float = 2.0) -> None:
+                 dispatch: DispatchQueue | None = None, timeout: float = 2.0) -> None:
         self._counts = counts
         self._dead_letters = dead_letters
+        self._dispatch = dispatch
         self._timeout = timeout
 
     async def __call__(self) -> Gauges:
-        counts, letters = await asyncio.gather(
+        counts, letters, queues = await asyncio.gather(
             self._bounded("database", self._counts()),
-            self._bounded("broker", self._dead_letters.counts()))
+            self._bounded("broker", self._dead_letters.counts()),
+            self._bounded("broker", self._dispatch.looks()) if self._dispatch else _none())
         return Gauges(counts=counts,
                       oldest_new_age_seconds=self._counts.waited(counts) if counts else None,
-                      dead_letters=letters)
+                      dead_letters=letters, dispatch_queues=queues)
 
     async def _bounded(self, source: str, read: Awaitable[T]) -> T | None:
         try:
@@ -51,3 +56,7 @@ class ReadGauges:
             log.warning("gauges_unavailable", source=source,
                         error=f"{type(exc).__name__}: {exc}")
             return None
+
+
+async def _none() -> None:
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -26,6 +26,7 @@ class QueueLook(msgspec.Struct, frozen=True):
     consumers: int
 
 
+@runtime_checkable  # a handler's dependency: Litestar checks what it is given
 class DispatchQueue(Protocol):
     """The dispatch queues: one, or the N that dispatch is split over."""
 

@@ -213,6 +213,7 @@ class IdSource(Protocol):
 class HealthProbe(Protocol):
     name: str
 
-    async def check(self) -> None:
-        """Raise ServiceUnavailable when the dependency cannot be reached."""
+    async def check(self) -> str | None:
+        """Raise ServiceUnavailable when the dependency cannot be reached; else say where it
+        was reached (the host or node this process uses, no secrets), or None."""
         ...

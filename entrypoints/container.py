@@ -144,7 +144,8 @@ class Container(containers.DeclarativeContainer):
     list_dead_letters = providers.Singleton(ListDeadLetters, dead_letter_queues)
     replay_dead_letters = providers.Singleton(
         ReplayDeadLetters, dead_letter_queues, uow.provider)
-    read_gauges = providers.Singleton(ReadGauges, get_counts, dead_letter_queues)
+    dispatch_queue = providers.Singleton(RabbitDispatchQueue, broker)
+    read_gauges = providers.Singleton(ReadGauges, get_counts, dead_letter_queues, dispatch_queue)
     throughput = providers.Singleton(Throughput, get_counts, clock)
     readiness = providers.Singleton(CheckReadiness, probes)
     process_task = providers.Singleton(
@@ -157,7 +158,6 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
 
-    dispatch_queue = providers.Singleton(RabbitDispatchQueue, broker)
     diagnose = providers.Singleton(DiagnoseTask, store, pause, dispatch_queue, broker,
                                    throughput, clock)
     redispatch = providers.Singleton(

@@ -253,3 +253,6 @@ class Problem(Wire, kw_only=True):
 class Readiness(Wire):
     status: Annotated[str, msgspec.Meta(examples=["ok"])]
     checks: Annotated[dict[str, str], msgspec.Meta(examples=[{"database": "ok", "broker": "ok"}])]
+    #: where each dependency was reached: the PostgreSQL host and the RabbitMQ node in use
+    uses: Annotated[dict[str, str], msgspec.Meta(examples=[{
+        "database": "10.0.0.5:5432", "broker": "10.0.0.7:5672/"}])] = {}

@@ -122,5 +122,5 @@ class InMemoryBroker:
         self._consumers.clear()
         self.consuming.clear()
 
-    async def check(self) -> None:
-        return None
+    async def check(self) -> str | None:
+        return "in memory"

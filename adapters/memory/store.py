@@ -46,8 +46,8 @@ class InMemoryStore:
     def unit_of_work(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
 
-    async def check(self) -> None:
-        return None
+    async def check(self) -> str | None:
+        return "in memory"
 
 
 class InMemoryOutbox:

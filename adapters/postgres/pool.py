@@ -88,15 +88,18 @@ class PostgresProbe:
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def check(self) -> None:
-        """Reachable, and migrated to exactly this code's schema (schema.py)."""
+    async def check(self) -> str | None:
+        """Reachable, and migrated to exactly this code's schema (schema.py); says which server
+        answered (`host:port`: one of several hosts named, the primary)."""
         try:
             async with self._pool.connection(timeout=PG_PROBE_WAIT_SECONDS) as conn:
                 with within(PG_PROBE_ROUND_TRIP_SECONDS):
                     problem = await schema_problem(conn)
+                where = f"{conn.info.host}:{conn.info.port}"
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             watch = watch_of(self._pool)
             failure = watch.failure if watch is not None else None
             raise ServiceUnavailable((failure or diagnose(exc)).short()) from exc
         if problem is not None:
             raise ServiceUnavailable(problem)
+        return where

@@ -300,8 +300,8 @@ class RabbitMQ:
             with contextlib.suppress(Exception):
                 await channel.close()
 
-    async def check(self) -> None:
-        """Health probe: connected to some node."""
+    async def check(self) -> str | None:
+        """Health probe: connected to some node; says which (`host:port/vhost`)."""
         link = self._live
         if link is None and self._failure is not None:
             raise ServiceUnavailable(self._failure.short())
@@ -309,11 +309,7 @@ class RabbitMQ:
             raise ServiceUnavailable("not connected (connecting)")
         if link.connection is None or not link.connection.connected.is_set():
             raise ServiceUnavailable("connection lost (reconnecting)")
-
-    def where(self) -> str | None:
-        """The node this process uses now, as `host:port/vhost` (no user, no password)."""
-        link = self._live
-        return public(link.url).split("://", 1)[-1] if link is not None else None
+        return public(link.url).split("://", 1)[-1]
 
 
 async def _ack(message: RabbitMessage, multiple: bool) -> None:

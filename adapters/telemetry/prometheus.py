@@ -136,6 +136,16 @@ class GaugesCollector(Collector):
             for queue, n in sorted(self._gauges.dead_letters.items()):
                 letters.add_metric([queue], n)
             yield letters
+        if self._gauges.dispatch_queues is not None:
+            ready = GaugeMetricFamily("tasks_dispatch_ready", "Dispatches in each dispatch "
+                                      "queue waiting for a worker.", labels=["queue"])
+            consumers = GaugeMetricFamily("tasks_dispatch_consumers", "Workers' consumers on "
+                                          "each dispatch queue.", labels=["queue"])
+            for queue, look in sorted(self._gauges.dispatch_queues.items()):
+                ready.add_metric([queue], look.ready)
+                consumers.add_metric([queue], look.consumers)
+            yield ready
+            yield consumers
 
 
 def multiprocess() -> bool:

@@ -97,6 +97,7 @@ def create_app(container: Container, lifespan: list[Lifespan] | None = None) -> 
             "read_dispatch": _from(container.read_dispatch),
             "switch_dispatch": _from(container.switch_dispatch),
             "diagnose": _from(container.diagnose),
+            "dispatch_queue": _from(container.dispatch_queue),
         },
         guards=[make_guard(keys)] if keys else [],  # none without keys: a call copies the handler
         middleware=[HttpMetrics(container.metrics()),  # first: it sees what the others refuse

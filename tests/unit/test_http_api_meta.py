@@ -22,7 +22,8 @@ async def test_ready_is_200_on_in_memory_adapters() -> None:
     async with serving() as (client, _):
         response = await client.get("/health/ready")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"},
+                                   "uses": {"database": "in memory", "broker": "in memory"}}
 
 
 async def test_ready_is_a_503_problem_naming_what_is_down() -> None:

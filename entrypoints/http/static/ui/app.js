@@ -345,6 +345,7 @@ async function refreshStats() {
     state.oldest = stats.oldest_new_age_seconds === null ? null
       : Date.now() - stats.oldest_new_age_seconds * 1000;
     renderCounts();
+    renderQueues(stats.dispatch_queues);
     drawRates(stats.throughput);
   } catch {
     // the live indicator and the list say what is wrong; try again on the next tick
@@ -375,6 +376,21 @@ function renderCounts() {
   } else {
     oldest.replaceChildren(timeAgo(new Date(state.oldest).toISOString(), "", true));
   }
+}
+
+/** What waits in the dispatch queues for a worker; each queue's figures in the tooltip. */
+function renderQueues(queues) {
+  $("queues-line").hidden = !queues;
+  if (!queues) return;
+  const ready = queues.reduce((sum, q) => sum + q.ready, 0);
+  const idle = queues.filter((q) => q.consumers === 0).length;
+  const text = $("queues");
+  text.textContent = `${ready.toLocaleString()} ready`
+    + (queues.length > 1 ? ` in ${queues.length} queues` : "")
+    + (idle ? ` · ${idle === queues.length ? "no worker consuming" : `${idle} queue(s) without a worker`}` : "");
+  text.classList.toggle("bad", idle > 0);
+  text.title = queues.map((q) => `${q.queue}: ${q.ready.toLocaleString()} ready, `
+    + `${q.consumers} consumer(s)`).join("\n");
 }
 
 function drawRates(rates) {
