@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from adapters.queues import DISPATCH, DISPATCH_DLQ
+from adapters.queues import DISPATCH, DISPATCH_DLQ, dispatch_queues
 from tests.e2e.test_service import finished_counts
 from tests.support.amqp import AmqpClient, amqp_client
 from tests.support.processes import Stack, eventually
@@ -130,3 +130,32 @@ async def test_a_task_whose_dispatches_are_all_lost_ends_in_error_saying_why(
     reason = "never claimed: dispatched once and each dispatch was lost"
     assert (status(db, task_id)[1] or "").startswith(reason)
     assert [(f, t) for f, t, _ in sweeps(db, task_id)] == [("new", "error")]
+
+
+async def test_fewer_dispatch_queues_on_a_running_system_lose_nothing(
+    stack: Stack, rabbitmq_url: str, db: psycopg.Connection,
+) -> None:
+    """Tasks dispatched over three queues with no worker up; then the system runs on one
+    queue: what waits in the two queues nobody consumes any more is found by the sweep and
+    sent again through the one that is, and every task finishes once."""
+    stack.env.update(SWEEP_FAST)
+    stack.migrate()
+    split = stack.api(TASKS_DISPATCH_QUEUES="3")
+    ids = [await create(stack) for _ in range(12)]
+    async with amqp_client(rabbitmq_url) as amqp:
+        async def all_queued() -> bool:
+            counts = [await amqp.count(q) for q in dispatch_queues(3)]
+            return sum(counts) == len(ids) and all(counts[1:])
+        await eventually(all_queued, 15, "the dispatches to reach the three queues")
+        split.stop()
+        stack.api()  # one queue from now on, and a worker of it
+        stack.worker()
+
+        def all_finished() -> bool:
+            return db.execute("SELECT count(*) FROM tasks WHERE status = 'completed'"
+                              ).fetchone()[0] == len(ids)
+
+        await eventually(all_finished, 30, "every task to finish on the one queue")
+        stranded = sum([await amqp.count(q) for q in dispatch_queues(3)[1:]])
+    assert finished_counts(db) == {"completed": len(ids), "finished_twice": 0}
+    assert stranded > 0  # what the retired queues held is still there, and harmless
