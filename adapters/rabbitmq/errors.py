@@ -42,6 +42,13 @@ def diagnose(exc: BaseException, url: str) -> Diagnosis:
                    f"create it (rabbitmqctl add_vhost {vhost}; rabbitmqctl set_permissions "
                    f"-p {vhost} {user} '.*' '.*' '.*') or correct the vhost (the URL's path)",
                    permanent=True)
+    if "inequivalent arg 'x-queue-type'" in text and "current is 'classic'" in text:
+        queue = text.split("for queue '", 1)[-1].split("'", 1)[0]
+        return say(f"{queue} is a classic queue; a cluster needs a quorum queue",
+                   f"the queue {queue} exists as a classic queue, and with several nodes named "
+                   "the service declares it as a quorum queue",
+                   "move it over without losing a message as docs/clusters.md says (\"Moving "
+                   "the intake to a quorum queue\"), or name one node only", permanent=True)
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text \
             or "Connection refused" in text:
         return say("connection refused", f"connection refused at {where}",

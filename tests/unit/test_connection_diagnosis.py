@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from aio_pika.exceptions import AMQPConnectionError, InvalidFrameError, ProbableAuthenticationError
+from aio_pika.exceptions import (
+    AMQPConnectionError,
+    ChannelPreconditionFailed,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
 
 from adapters.diagnosis import scrub
 from adapters.postgres.errors import diagnose as diagnose_postgres
@@ -110,6 +115,11 @@ MQ_CASES = [
                          "expected"),
      "closed during the handshake", ["AMQP"], False),
     (TimeoutError(), "no answer (timed out)", ["127.0.0.1:5672"], False),
+    (ChannelPreconditionFailed(
+        "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'tasks.create' in "
+        "vhost 'tasks-vhost': received 'quorum' but current is 'classic'"),
+     "tasks.create is a classic queue; a cluster needs a quorum queue",
+     ["docs/clusters.md", "name one node only"], True),
 ]
 
 
