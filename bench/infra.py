@@ -251,10 +251,11 @@ class BoxCpu:
 
 
 def consumers(url: str, queue: str) -> int:
-    """Consumers on `queue` in the vhost of `url` (0 while it is not declared)."""
+    """Consumers on `queue` in the vhost of `url` (the first node's, when it names several;
+    0 while it is not declared)."""
 
     async def count() -> int:
-        connection = await aio_pika.connect(url, timeout=10)
+        connection = await aio_pika.connect(url.split(",")[0], timeout=10)
         try:
             channel = await connection.channel()
             declared = await channel.declare_queue(queue, passive=True)
