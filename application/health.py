@@ -13,6 +13,8 @@ class CheckReadiness:
     def __init__(self, probes: Sequence[HealthProbe], timeout: float = 2.0) -> None:
         self._probes = probes
         self._timeout = timeout
+        #: the server each dependency answered from at its last check, when it says which
+        self.servers: dict[str, str] = {}
 
     async def __call__(self) -> dict[str, str]:
         """Map each dependency to "ok" or to why it is down."""
@@ -20,10 +22,13 @@ class CheckReadiness:
         return {p.name: r for p, r in zip(self._probes, results, strict=True)}
 
     async def _one(self, probe: HealthProbe) -> str:
+        self.servers.pop(probe.name, None)
         try:
-            await asyncio.wait_for(probe.check(), self._timeout)
+            server = await asyncio.wait_for(probe.check(), self._timeout)
         except ServiceUnavailable as exc:
             return str(exc) or "unavailable"
         except TimeoutError:
             return f"no answer within {self._timeout}s"
+        if server:
+            self.servers[probe.name] = server
         return "ok"

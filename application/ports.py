@@ -213,6 +213,7 @@ class IdSource(Protocol):
 class HealthProbe(Protocol):
     name: str
 
-    async def check(self) -> None:
-        """Raise ServiceUnavailable when the dependency cannot be reached."""
+    async def check(self) -> str | None:
+        """Raise ServiceUnavailable when the dependency cannot be reached; may return the
+        server that answered (of several, the one in use)."""
         ...

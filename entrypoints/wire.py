@@ -250,6 +250,10 @@ class Problem(Wire, kw_only=True):
     instance: str | None = None
 
 
-class Readiness(Wire):
+class Readiness(Wire, omit_defaults=True):
     status: Annotated[str, msgspec.Meta(examples=["ok"])]
     checks: Annotated[dict[str, str], msgspec.Meta(examples=[{"database": "ok", "broker": "ok"}])]
+    #: where each dependency answered (`host:port`), for those that say: with several hosts in
+    #: TASKS_DATABASE_URL, the primary in use
+    servers: Annotated[dict[str, str], msgspec.Meta(
+        examples=[{"database": "10.0.0.5:5432"}])] = msgspec.field(default_factory=dict)

@@ -115,7 +115,8 @@ async def _ready(readiness: CheckReadiness) -> Answer:
         problem = problem_for(ServiceUnavailable(
             "; ".join(f"{name}: {why}" for name, why in down.items())), "/health/ready")
         return 503, "application/problem+json", _encode(problem)
-    return 200, "application/json", _encode(Readiness(status="ok", checks=checks))
+    return 200, "application/json", _encode(Readiness(status="ok", checks=checks,
+                                                      servers=dict(readiness.servers)))
 
 
 def _problem(status: int, detail: str) -> Answer:

@@ -25,6 +25,14 @@ async def test_ready_is_200_on_in_memory_adapters() -> None:
         assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
 
 
+async def test_ready_says_which_server_a_dependency_answered_from() -> None:
+    probes: list[HealthProbe] = [OkProbe("10.0.0.6:5432")]
+    async with serving(probes=probes) as (client, _):
+        response = await client.get("/health/ready")
+        assert response.json() == {"status": "ok", "checks": {"database": "ok"},
+                                   "servers": {"database": "10.0.0.6:5432"}}
+
+
 async def test_ready_is_a_503_problem_naming_what_is_down() -> None:
     probes: list[HealthProbe] = [OkProbe(), DownProbe("broker", "connection refused")]
     async with serving(probes=probes) as (client, _):
