@@ -25,9 +25,12 @@ from adapters.timeouts import OUTBOX_HOLD_SECONDS, PG_POOL_WAIT_SECONDS, PG_ROUN
 from application.model import NewTask
 from domain.errors import ServiceUnavailable
 from tests.support.pgcluster import Node, PgCluster
+from tests.support.proxy import HOST, Proxy
 
 from .builders import new_task, request_for
 from .waiting import eventually
+
+pytestmark = pytest.mark.failover
 
 #: what a call may take at most: a wait for a connection, then a round trip (DESIGN: 10 s)
 BOUND = PG_POOL_WAIT_SECONDS + PG_ROUND_TRIP_SECONDS + 1.0
@@ -132,6 +135,32 @@ async def test_the_pool_uses_the_primary_and_after_a_failover_the_promoted_stand
     print(f"first request after the failover: {name} in {took:.2f}s")
     assert await server(pool) == new.address
     assert time.monotonic() - began < GOES_ON
+
+
+async def test_an_old_primary_gone_silent_costs_a_deadline_then_the_promoted_one_serves(
+    cluster: PgCluster, database: str,
+) -> None:
+    """The old primary's machine lost, not its server stopped: its packets are dropped (a
+    proxy in front of it), so nothing is refused; the round-trip deadline ends the pool's
+    connections and the connect timeout every new attempt at that host, then libpq goes on
+    to the promoted one."""
+    old, standby = cluster.primary, cluster.standby
+    assert standby is not None
+    with Proxy(HOST, old.port) as proxy:
+        url = (f"postgresql://postgres@{HOST}:{proxy.port},{standby.address}/{database}"
+               "?target_session_attrs=read-write")
+        pool = make_pool(url, max_size=4)
+        await pool.open(wait=True, timeout=10)
+        try:
+            steps = PostgresTaskStore(pool, hold=OUTBOX_HOLD_SECONDS)
+            await create(steps)
+            proxy.blackhole()
+            new = await asyncio.to_thread(cluster.failover)
+            took = await until_it_works(lambda: create(steps), "creates on the promoted one")
+            print(f"silent old primary: creates work again {took:.2f}s after the failover")
+            assert await server(pool) == new.address
+        finally:
+            await pool.close()
 
 
 async def test_a_unit_of_work_cut_off_by_a_failover_is_unavailable_and_the_next_one_works(

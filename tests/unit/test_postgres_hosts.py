@@ -6,6 +6,8 @@ host answered, in one line and without the password."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -13,6 +15,7 @@ from adapters.diagnosis import scrub
 from adapters.postgres.deadline import connect_options
 from adapters.postgres.errors import diagnose
 from adapters.postgres.primary import primary_options, wants_primary
+from entrypoints.settings import load_settings
 
 HOSTS = "postgresql://tasks:s3cret@10.0.0.5:5432,10.0.0.6:5432/tasks"
 ATTEMPTS = "\nMultiple connection attempts failed. All failures were:\n"
@@ -49,6 +52,12 @@ def test_only_a_url_that_asks_for_the_primary_drops_read_only_servers() -> None:
 def test_every_connection_of_a_multi_host_url_asks_for_the_primary() -> None:
     assert connect_options(HOSTS)["target_session_attrs"] == "read-write"
     assert "target_session_attrs" not in connect_options("postgresql://h1/tasks")
+
+
+def test_settings_take_a_multi_host_url_as_given(tmp_path: Path) -> None:
+    url = HOSTS + "?target_session_attrs=read-write"
+    settings = load_settings(environ={"TASKS_DATABASE_URL": url}, dotenv=tmp_path / ".env")
+    assert settings.database_url == url
 
 
 def test_the_password_of_a_multi_host_url_is_scrubbed() -> None:
