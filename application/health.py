@@ -22,12 +22,13 @@ class CheckReadiness:
         return {p.name: r for p, r in zip(self._probes, results, strict=True)}
 
     async def _one(self, probe: HealthProbe) -> str:
-        self.servers.pop(probe.name, None)
         try:
             server = await asyncio.wait_for(probe.check(), self._timeout)
         except ServiceUnavailable as exc:
+            self.servers.pop(probe.name, None)
             return str(exc) or "unavailable"
         except TimeoutError:
+            self.servers.pop(probe.name, None)
             return f"no answer within {self._timeout}s"
         if server:
             self.servers[probe.name] = server

@@ -5,8 +5,8 @@ takes writes (`target_session_attrs=read-write`, the default here for several ho
 writes). After a failover or a switchover the old primary is dead, or a read-only standby; its
 connections are dropped by three cheap and honest signs, none of them a round trip of its own:
 
-- a round trip that fails because the server hung up, or refuses a write (SQLSTATE 25006):
-  deadline.py closes the second, and the pool drains the others (they went to the same server);
+- a round trip that fails because the server hung up, or refuses a write (SQLSTATE 25006:
+  deadline.py closes that connection), and the pool drains the others (same server);
 - at each checkout (the pool's `check`), what the server sent while the connection sat idle,
   read without waiting: an end of file, or its last words before hanging up (SQLSTATE class
   57P: shut down, crashed), or a parameter the server reported with the last answer
@@ -72,7 +72,7 @@ def read_only(conn: AsyncConnection[Any]) -> bool:
 
 
 def hear_last_words(conn: AsyncConnection[Any]) -> None:
-    """Keep, on the connection, whether the server said it ends the session (a notice, or an
+    """Remember whether the server said it ends the connection's session (a notice, or an
     error while no statement runs: libpq hands both to the notice handler)."""
     ref = weakref.ref(conn)  # the connection holds the handler: no cycle through it
 
