@@ -50,6 +50,7 @@ class Load:
     refused: list[float] = field(default_factory=list)  # 503 problems, when answered
     hung: list[float] = field(default_factory=list)  # no answer within CLIENT_TIMEOUT
     other: list[str] = field(default_factory=list)  # anything else (must stay empty)
+    slowest: float = 0.0  # the longest any answer took
 
     async def run(self, base_url: str, stop: asyncio.Event, client: int) -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as http:
@@ -65,6 +66,7 @@ class Load:
                 except httpx.HTTPError as exc:
                     self.other.append(f"{type(exc).__name__}: {exc}")
                     continue
+                self.slowest = max(self.slowest, time.monotonic() - sent)
                 if answer.status_code == 201:
                     self.accepted.append((answer.json()["id"], sent, time.monotonic()))
                 elif (answer.status_code == 503
@@ -249,7 +251,8 @@ async def test_losing_the_primary_under_load_loses_nothing_and_work_goes_on(
           f"{finishes_paused:.2f}s; {len(load.accepted)} created, "
           f"{len(load.refused)} answered 503 ({len(counts) - len(accepted)} of them stored "
           f"all the same: the answer to their commit was lost), "
-          f"{len(load.hung)} hung, {len(load.other)} other; readiness 200 again after "
+          f"{len(load.hung)} hung, {len(load.other)} other, slowest answer "
+          f"{load.slowest:.2f}s; readiness 200 again after "
           f"{api_ready:.2f}s (API) and {worker_ready_after:.2f}s (worker); event stream "
           f"reconnected {followed.reconnects} times, {len(followed.events)} events; "
           f"{len(counts)} tasks; scenario {time.monotonic() - began_test:.1f}s")
