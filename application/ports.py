@@ -214,6 +214,6 @@ class HealthProbe(Protocol):
     name: str
 
     async def check(self) -> str | None:
-        """Raise ServiceUnavailable when the dependency cannot be reached; else say where it
-        was reached (the host or node this process uses, no secrets), or None."""
+        """Raise ServiceUnavailable when the dependency cannot be reached; may return the
+        server that answered (of several, the one in use)."""
         ...

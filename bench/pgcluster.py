@@ -8,11 +8,7 @@ that weigh on the figures, and stops it by its own PID and removes the directory
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +17,20 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from bench.infra import free_port, wait_until
+from tests.support.pgserver import (
+    SUPERUSER,
+    Owner,
+    Unavailable,
+    admin_url,
+    bindir,
+    free_port,
+    initdb,
+    start,
+    stop,
+    wait_ready,
+)
+
+__all__ = ["Cluster", "Unavailable", "private_cluster"]
 
 #: the machine server's settings copied onto the private cluster, for a fair comparison
 COPIED = (
@@ -31,11 +40,6 @@ COPIED = (
     "commit_siblings", "random_page_cost", "jit", "max_connections", "huge_pages",
     "autovacuum", "track_io_timing",
 )
-SUPERUSER = "postgres"
-
-
-class Unavailable(Exception):
-    """No private cluster can be had here; the message says why, in a few words."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,10 @@ class Cluster:
 
 
 def _bindir(machine_url: str) -> Path:
-    """The server programs of the machine server's major version (Debian's layout)."""
-    with psycopg.connect(machine_url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
-    major = int(row[0]) if row else 0
-    found = Path(f"/usr/lib/postgresql/{major}/bin")
-    if not (found / "initdb").exists():
-        raise Unavailable(f"no {found}/initdb")
+    """The server programs of the machine server's major version, with pg_stat_statements."""
+    found = bindir(machine_url)
     if not (found.parent / "lib" / "pg_stat_statements.so").exists():
-        raise Unavailable(f"pg_stat_statements is not installed for PostgreSQL {major}")
+        raise Unavailable(f"pg_stat_statements is not installed for {found.parent.name}")
     return found
 
 
@@ -70,79 +69,32 @@ def _machine_settings(machine_url: str) -> list[str]:
     return [f"{name}={value}" for name, value in rows]
 
 
-def _owner() -> tuple[str | None, int, int]:
-    """Who runs the server: the `postgres` user when we are root (initdb refuses root)."""
-    if os.geteuid() != 0:
-        return None, os.getuid(), os.getgid()
-    try:
-        entry = pwd.getpwnam("postgres")
-    except KeyError:
-        raise Unavailable("running as root and there is no postgres user") from None
-    return "postgres", entry.pw_uid, entry.pw_gid
-
-
 @contextlib.contextmanager
 def private_cluster(machine_url: str, log_dir: Path, *extra: str) -> Iterator[Cluster]:
     """A running cluster on a free loopback port with pg_stat_statements (utility statements
     tracked too) and the machine server's settings plus `extra` ("name=value"); gone after."""
-    bindir = _bindir(machine_url)
+    programs = _bindir(machine_url)
     settings = [
         *_machine_settings(machine_url),
-        "listen_addresses=127.0.0.1",
         "shared_preload_libraries=pg_stat_statements",
         "pg_stat_statements.track_utility=on",
         *extra,
     ]
-    user, uid, gid = _owner()
+    owner = Owner.find()
     home = Path(tempfile.mkdtemp(prefix="tasks-bench-pg-"))
-    server: subprocess.Popen[bytes] | None = None
+    server = None
     try:
-        os.chown(home, uid, gid)
+        owner.own(home)
         data = home / "data"
-        init = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
-             "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, timeout=120, user=user, group=gid if user else None,
-        )
-        if init.returncode != 0:  # e.g. a TMPDIR the postgres user cannot enter
-            raise Unavailable(f"initdb failed: {init.stderr.strip()[-200:]}")
+        initdb(programs, owner, data)  # fails e.g. on a TMPDIR the postgres user cannot enter
         port = free_port()
-        args = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(home)]
-        for setting in settings:
-            args += ["-c", setting]
         log_path = Path(tempfile.mkstemp(prefix="postgres-", suffix=".log", dir=log_dir)[1])
-        os.chown(log_path, uid, gid)
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                user=user, group=gid if user else None,
-            )
-        admin = make_conninfo(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres")
-        wait_until(lambda: _ready(server, admin, log_path), 60, "the private PostgreSQL")
+        owner.own(log_path)
+        server = start(programs, owner, data, port, home, log_path, settings)
+        admin = admin_url(port)
+        wait_ready(server, admin, log_path)
         yield Cluster(port, server.pid, admin)
     finally:
         if server is not None:
-            _stop(server)
+            stop(server)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _ready(server: subprocess.Popen[bytes], url: str, log_path: Path) -> bool:
-    if server.poll() is not None:  # e.g. not enough shared memory for a second server
-        raise Unavailable(f"the private PostgreSQL did not start: "
-                          f"{log_path.read_text().strip()[-200:]}")
-    try:
-        with psycopg.connect(url, connect_timeout=2):
-            return True
-    except psycopg.OperationalError:
-        return False
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    """Fast shutdown (SIGINT to the postmaster); immediate (SIGQUIT), then SIGKILL, if it
-    hangs. Only this server's own PID is signalled."""
-    for sig, wait in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
-        if server.poll() is not None:
-            return
-        os.kill(server.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(wait)

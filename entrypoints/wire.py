@@ -250,9 +250,11 @@ class Problem(Wire, kw_only=True):
     instance: str | None = None
 
 
-class Readiness(Wire):
+class Readiness(Wire, omit_defaults=True):
     status: Annotated[str, msgspec.Meta(examples=["ok"])]
     checks: Annotated[dict[str, str], msgspec.Meta(examples=[{"database": "ok", "broker": "ok"}])]
-    #: where each dependency was reached: the PostgreSQL host and the RabbitMQ node in use
-    uses: Annotated[dict[str, str], msgspec.Meta(examples=[{
-        "database": "10.0.0.5:5432", "broker": "10.0.0.7:5672/"}])] = {}
+    #: where each dependency answered (`host:port`), for those that say: with several hosts in
+    #: TASKS_DATABASE_URL, the primary in use; of several RabbitMQ nodes, the one in use
+    servers: Annotated[dict[str, str], msgspec.Meta(
+        examples=[{"database": "10.0.0.5:5432", "broker": "10.0.0.7:5672"}])] = msgspec.field(
+            default_factory=dict)

@@ -116,7 +116,7 @@ async def _ready(readiness: CheckReadiness) -> Answer:
             "; ".join(f"{name}: {why}" for name, why in down.items())), "/health/ready")
         return 503, "application/problem+json", _encode(problem)
     return 200, "application/json", _encode(Readiness(status="ok", checks=checks,
-                                                      uses=readiness.uses))
+                                                      servers=dict(readiness.servers)))
 
 
 def _problem(status: int, detail: str) -> Answer:

@@ -8,6 +8,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.support.pgcluster import PgCluster, start_cluster
+from tests.support.pgserver import Unavailable
 from tests.support.processes import Stack
 from tests.support.refusing_postgres import refusing_postgres
 from tests.support.services import Services, provide_services
@@ -60,6 +62,24 @@ def rabbitmq_user(services: Services, rabbitmq_url: str) -> Iterator[tuple[str, 
     user = services.new_user(rabbitmq_url)
     yield user
     services.drop_user(user[0])
+
+
+@pytest.fixture(scope="module")
+def pg_cluster(services: Services) -> Iterator[PgCluster]:
+    """A PostgreSQL primary with a synchronous standby of the module's own, started once per
+    module (tests/support/pgcluster.py); one that cannot start fails the tests, never skips
+    them. Its start-up time is printed (pytest -s, or -rP)."""
+    try:
+        cluster = start_cluster(services.database_url)
+    except Unavailable as why:
+        pytest.fail(f"the tests' own PostgreSQL primary and standby did not start: {why}",
+                    pytrace=False)
+    print(f"\npgcluster: started in {cluster.timings['start']:.2f}s "
+          f"(initdb {cluster.timings['initdb']:.2f}s)")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture(scope="session")

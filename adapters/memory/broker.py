@@ -123,4 +123,4 @@ class InMemoryBroker:
         self.consuming.clear()
 
     async def check(self) -> str | None:
-        return "in memory"
+        return None

@@ -47,7 +47,7 @@ class InMemoryStore:
         return InMemoryUnitOfWork(self)
 
     async def check(self) -> str | None:
-        return "in memory"
+        return None
 
 
 class InMemoryOutbox:

@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import Row
 
 from adapters.eager import eager_task
+from adapters.postgres.primary import primary_options
 from adapters.timeouts import (
     PG_CONNECT_SECONDS,
     PG_IDLE_IN_TRANSACTION_MS,
@@ -56,8 +57,9 @@ def within(seconds: float) -> Iterator[None]:
 
 def connect_options(url: str) -> dict[str, Any]:
     """Connection parameters for every connection the service opens to PostgreSQL: connect
-    timeout, TCP keepalives and user timeout, and the server-side timeouts (added to any
-    `options` the URL has)."""
+    timeout (for each host of a multi-host URL), TCP keepalives and user timeout, the
+    server-side timeouts (added to any `options` the URL has), and the primary among several
+    hosts (primary.py)."""
     try:
         given = str(conninfo_to_dict(url).get("options") or "")
     except psycopg.ProgrammingError:  # a bad URL is reported when connecting
@@ -65,6 +67,7 @@ def connect_options(url: str) -> dict[str, Any]:
     server = (f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} "
               f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_MS}")
     return {
+        **primary_options(url),
         "connect_timeout": PG_CONNECT_SECONDS,
         "keepalives": 1,
         "keepalives_idle": PG_KEEPALIVES_IDLE_SECONDS,
@@ -124,7 +127,11 @@ class DeadlineConnection(AsyncConnection[Any]):
         hangs up instead."""
         trip = eager_task(step)
         if trip.done():  # nothing to wait for (a pipelined statement, say)
-            return trip.result()
+            try:
+                return trip.result()
+            except psycopg.Error as exc:
+                await self._failed(exc)
+                raise
         budget = _budget()
         loop = asyncio.get_running_loop()
         # a bare future and a timer, not asyncio.wait: this runs for every round trip
@@ -147,7 +154,21 @@ class DeadlineConnection(AsyncConnection[Any]):
             await self._hang_up(trip)
             self.deadline_missed()
             raise psycopg.OperationalError(f"no answer from PostgreSQL within {budget:.2g}s")
-        return trip.result()
+        try:
+            return trip.result()
+        except psycopg.Error as exc:
+            await self._failed(exc)
+            raise
+
+    async def _failed(self, exc: psycopg.Error) -> None:
+        """A server that hung up, or that refuses writes (SQLSTATE 25006: the service opens no
+        read-only transaction, so the server is the primary no longer), is reported; the
+        read-only one's connection is closed, so that no pool hands it out again."""
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            self.server_gone("the server refuses writes: it is not the primary (any more)")
+            await self.close()
+        elif self.broken:
+            self.server_gone("the server closed the connection")
 
     async def _hang_up(self, trip: asyncio.Future[Any]) -> None:
         """End `trip` at once, without a word to the server, and close the connection: its
@@ -166,6 +187,10 @@ class DeadlineConnection(AsyncConnection[Any]):
 
     def deadline_missed(self) -> None:
         """Called once a deadline has closed this connection (a pool may act on it)."""
+
+    def server_gone(self, why: str) -> None:
+        """Called once a round trip found the server gone or read-only (a pool may act on it:
+        its other connections went to the same server)."""
 
 
 class DeadlineCursor(AsyncCursor[Row]):

@@ -15,6 +15,11 @@ _SERVER = re.compile(r'server at "(?P<host>[^"]+)" \([^)]*\), port (?P<port>\d+)
 _USER = re.compile(r'user "(?P<user>[^"]+)"')
 _HOST = re.compile(r"(?:resolve host|translate host name) [\"'](?P<host>[^\"']+)[\"']")
 _MISSING = re.compile(r'(?P<what>database|role) "(?P<name>[^"]+)" does not exist')
+#: with several hosts, psycopg lists each attempt: `- host: 'h', port: 'p', ...failed: why`
+_ATTEMPT = re.compile(r"^- host: '(?P<host>[^']*)', port: '(?P<port>[^']*)'.*failed: (?P<why>.*)$",
+                      re.MULTILINE)
+#: libpq's words for a server that target_session_attrs turned down
+_READ_ONLY = ("session is read-only", "server is in hot standby mode")
 
 
 def _where(text: str) -> str:
@@ -27,6 +32,31 @@ def _where(text: str) -> str:
 def _user(text: str) -> str:
     found = _USER.search(text)
     return f' "{found["user"]}"' if found else ""
+
+
+def _short(why: str) -> str:
+    """One attempt's failure in a few words."""
+    why = why.removeprefix("FATAL:").strip()
+    if any(words in why for words in _READ_ONLY):
+        return "read-only (a standby?)"
+    if "Connection refused" in why:
+        return "connection refused"
+    return "no answer in time" if "timeout expired" in why else first_line(why, 80)
+
+
+def _hosts(text: str) -> Diagnosis | None:
+    """Several hosts tried and none taken: what each said."""
+    attempts = [(f"{m['host']}:{m['port']}", _short(m["why"])) for m in _ATTEMPT.finditer(text)]
+    if len(attempts) < 2:
+        return None
+    each = ", ".join(f"{where} {why}" for where, why in attempts)
+    if any(why.startswith("read-only") for _, why in attempts):
+        return Diagnosis(SETTING, "no primary among the hosts",
+                         f"no host takes writes ({each})",
+                         "is the primary up, and among the hosts (after a failover: the "
+                         "promoted one)?")
+    return Diagnosis(SETTING, "no host answered", f"no host answered ({each})",
+                     "is PostgreSQL running there, and are the hosts and ports right?")
 
 
 def diagnose(exc: BaseException) -> Diagnosis:
@@ -58,6 +88,11 @@ def diagnose(exc: BaseException) -> Diagnosis:
     if "no pg_hba.conf entry" in text:
         return say("connection not allowed by the server (pg_hba.conf)", first_line(text),
                    "allow this client in the server's pg_hba.conf", permanent=True)
+    if (several := _hosts(text)) is not None:
+        return several
+    if any(words in text for words in _READ_ONLY):
+        return say("the server takes no writes", f"{_where(text)} takes no writes (a standby, "
+                   "or read-only)", "point it at the primary, or list every host of the cluster")
     if "Connection refused" in text:
         return say("connection refused", f"connection refused at {_where(text)}",
                    "is PostgreSQL running there, and are the host and port right?")

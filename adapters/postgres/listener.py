@@ -12,6 +12,7 @@ from psycopg import sql
 
 from adapters.postgres.deadline import DeadlineConnection, connect_options
 from adapters.postgres.errors import diagnose
+from adapters.postgres.primary import read_only, server_of, wants_primary
 from adapters.timeouts import PG_LISTENER_CHECK_SECONDS
 from application.backoff import Backoff
 from application.throttle import Throttle
@@ -29,7 +30,10 @@ class PostgresListener:
     """Listens on the channels it was given (`on`) over a connection of its own, outside the
     pool; reconnects with the service's backoff. A silent server is noticed by a liveness query
     after `check_every` quiet seconds, under the round-trip deadline (deadline.py), not by the
-    operating system."""
+    operating system. With several hosts it listens on the primary: after a failover or a
+    switchover it reconnects (libpq finds the new primary), and leaves a server that turned
+    read-only once the liveness query's answer says so (primary.py): NOTIFY is sent where
+    the writes go."""
 
     def __init__(self, url: str, connect: dict[str, Any] | None = None,
                  check_every: float = PG_LISTENER_CHECK_SECONDS) -> None:
@@ -37,6 +41,7 @@ class PostgresListener:
         self._connect = {**connect_options(url), "application_name": "tasks listener",
                          **(connect or {})}
         self._check_every = check_every
+        self._primary = wants_primary(url)
         self._hearers: dict[str, list[Hearer]] = {}
         self.connected = False
 
@@ -64,6 +69,7 @@ class PostgresListener:
             for channel in self._hearers:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self.connected = True
+            log.info("listener_connected", server=server_of(conn))
             backoff.reset()
             self._tell_all(None)
             while True:
@@ -71,6 +77,10 @@ class PostgresListener:
                     for hearer in self._hearers.get(note.channel, ()):
                         hearer(note.payload)
                 await conn.execute("SELECT 1")
+                if self._primary and read_only(conn):
+                    raise psycopg.OperationalError(
+                        f"the server {server_of(conn)} takes no writes: not the primary (any "
+                        "more)")
         finally:
             await conn.close()
 

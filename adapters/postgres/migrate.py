@@ -11,7 +11,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.diagnosis import ConnectionFailed, Diagnosis
 from adapters.postgres.errors import SETTING, diagnose
+from adapters.postgres.primary import primary_options
 from adapters.postgres.statements import migrations
+from adapters.timeouts import PG_CONNECT_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -26,9 +28,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 async def _connect(url: str, reported: str) -> psycopg.AsyncConnection[Any]:
-    """An autocommit connection; failing to connect is a ConnectionFailed naming `reported`."""
+    """An autocommit connection, to the primary when `url` names several hosts (that is where
+    databases and tables are made); failing to connect is a ConnectionFailed naming
+    `reported`. No statement timeout: a migration may take its time."""
     try:
-        return await psycopg.AsyncConnection.connect(url, autocommit=True)
+        conninfo = make_conninfo(url, connect_timeout=PG_CONNECT_SECONDS, **primary_options(url))
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
     except psycopg.Error as exc:
         raise ConnectionFailed(diagnose(exc), reported) from exc
 
@@ -48,7 +53,7 @@ async def ensure_database(url: str) -> None:
     else:
         await conn.close()
         return
-    admin = make_conninfo(url, dbname="postgres")
+    admin = make_conninfo(url, dbname="postgres")  # every host of the URL, its maintenance db
     async with await _connect(admin, url) as conn:
         try:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))

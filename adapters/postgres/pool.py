@@ -15,6 +15,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 
 from adapters.postgres.deadline import connect_options, within
 from adapters.postgres.errors import diagnose
+from adapters.postgres.primary import checkout_check, hear_last_words, server_of, wants_primary
 from adapters.postgres.schema import schema_problem
 from adapters.postgres.watch import ConnectWatch, watch_of
 from adapters.timeouts import (
@@ -30,11 +31,13 @@ log = structlog.get_logger(__name__)
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
     """JSON through msgspec; rows as dicts, mapped by column name (adapters/postgres/rows.py);
-    autocommit: a statement alone is its own transaction (a unit of work says BEGIN)."""
+    autocommit: a statement alone is its own transaction (a unit of work says BEGIN); what
+    the server says before it hangs up is kept for the checkout check (primary.py)."""
     set_json_loads(msgspec.json.decode, conn)
     set_json_dumps(msgspec.json.encode, conn)
     conn.row_factory = dict_row
     await conn.set_autocommit(True)
+    hear_last_words(conn)
 
 
 def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[Any]:
@@ -48,6 +51,7 @@ def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[
         max_size=max_size,
         open=False,
         configure=_configure,
+        check=checkout_check(wants_primary(url), watch.gone),
         kwargs=connect_options(url),
         connection_class=watch.connection_class(),
         reconnect_failed=failed,
@@ -55,14 +59,15 @@ def make_pool(url: str, max_size: int = 10) -> psycopg_pool.AsyncConnectionPool[
         max_idle=300,
         name="tasks",
     )
-    watch.on_silence = _Drain(pool)
+    watch.on_lost = _Drain(pool)
     return pool
 
 
 class _Drain:
-    """Once a connection met a silent server, the idle ones are suspect too (they went through
-    the same network): the pool drops them and connects anew, at most once per round-trip
-    deadline, so that after a partition heals no request meets a dead connection."""
+    """Once a connection met a silent server, or found it gone or read-only, the idle ones are
+    suspect too (they went to the same server, through the same network): the pool drops them
+    and connects anew, at most once per round-trip deadline, so that after a partition heals,
+    or a standby is promoted, no request meets a dead connection."""
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
@@ -88,18 +93,18 @@ class PostgresProbe:
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def check(self) -> str | None:
-        """Reachable, and migrated to exactly this code's schema (schema.py); says which server
-        answered (`host:port`: one of several hosts named, the primary)."""
+    async def check(self) -> str:
+        """Reachable, and migrated to exactly this code's schema (schema.py); the server that
+        answered (`host:port`: with several hosts, the primary)."""
         try:
             async with self._pool.connection(timeout=PG_PROBE_WAIT_SECONDS) as conn:
                 with within(PG_PROBE_ROUND_TRIP_SECONDS):
                     problem = await schema_problem(conn)
-                where = f"{conn.info.host}:{conn.info.port}"
+                server = server_of(conn)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             watch = watch_of(self._pool)
             failure = watch.failure if watch is not None else None
             raise ServiceUnavailable((failure or diagnose(exc)).short()) from exc
         if problem is not None:
             raise ServiceUnavailable(problem)
-        return where
+        return server

@@ -21,8 +21,10 @@ from domain.errors import InvalidInput, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
-#: psycopg errors meaning "the database is not reachable right now" rather than "bad request".
-UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+#: psycopg errors meaning "the database is not reachable right now" rather than "bad request";
+#: a server that refuses writes is a primary no longer (a switchover: deadline.py drops it)
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout,
+               psycopg.errors.ReadOnlySqlTransaction)
 #: a table or column the code needs is missing: the schema is older than the code
 NOT_MIGRATED = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)
 #: an outage fails every request alike: said once per interval, not once per request

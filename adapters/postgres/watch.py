@@ -11,6 +11,7 @@ import structlog
 from adapters.diagnosis import Diagnosis
 from adapters.postgres.deadline import DeadlineConnection
 from adapters.postgres.errors import diagnose
+from adapters.postgres.primary import server_of
 from application.throttle import Throttle
 
 log = structlog.get_logger(__name__)
@@ -27,8 +28,9 @@ class ConnectWatch:
     def __init__(self, url: str, interval: float = 5.0) -> None:
         self.url = url
         self.failure: Diagnosis | None = None
-        #: called when a round trip met no answer in time (the pool drops its idle connections)
-        self.on_silence: Callable[[], None] | None = None
+        #: called when a round trip met no answer in time, or found the server gone or
+        #: read-only (the pool drops its idle connections: they went to the same server)
+        self.on_lost: Callable[[], None] | None = None
         self._throttle = Throttle(interval)
 
     def failed(self, exc: BaseException) -> None:
@@ -46,8 +48,17 @@ class ConnectWatch:
         if (extra := self._throttle.check("silent")) is not None:
             log.warning("database_silent", error="no answer from PostgreSQL in time: the "
                         "pool's connections are replaced", **extra)
-        if self.on_silence is not None:
-            self.on_silence()
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def gone(self, why: str, server: str) -> None:
+        """A connection of the pool found its server gone or read-only (primary.py): after a
+        failover or a switchover, the pool connects to whichever host is the primary now."""
+        if (extra := self._throttle.check(why)) is not None:
+            log.warning("database_server_lost", error=why, server=server,
+                        action="the pool's connections are replaced", **extra)
+        if self.on_lost is not None:
+            self.on_lost()
 
     def connection_class(self) -> type[WatchedConnection]:
         """For the pool's `connection_class`: connections that report to this watch."""
@@ -59,6 +70,9 @@ class WatchedConnection(DeadlineConnection):
 
     def deadline_missed(self) -> None:
         self.watch.silent()
+
+    def server_gone(self, why: str) -> None:
+        self.watch.gone(why, server_of(self))
 
     @classmethod
     async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:

@@ -301,7 +301,7 @@ class RabbitMQ:
                 await channel.close()
 
     async def check(self) -> str | None:
-        """Health probe: connected to some node; says which (`host:port/vhost`)."""
+        """Health probe: connected to some node; says which (`host:port`)."""
         link = self._live
         if link is None and self._failure is not None:
             raise ServiceUnavailable(self._failure.short())
@@ -309,7 +309,8 @@ class RabbitMQ:
             raise ServiceUnavailable("not connected (connecting)")
         if link.connection is None or not link.connection.connected.is_set():
             raise ServiceUnavailable("connection lost (reconnecting)")
-        return public(link.url).split("://", 1)[-1]
+        parts = urllib.parse.urlsplit(link.url)
+        return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
 
 
 async def _ack(message: RabbitMessage, multiple: bool) -> None:

@@ -170,7 +170,7 @@ async def ready(readiness: NamedDependency[CheckReadiness]) -> Readiness:
     down = {name: why for name, why in checks.items() if why != "ok"}
     if down:
         raise ServiceUnavailable("; ".join(f"{name}: {why}" for name, why in down.items()))
-    return Readiness(status="ok", checks=checks, uses=readiness.uses)
+    return Readiness(status="ok", checks=checks, servers=dict(readiness.servers))
 
 
 ROUTES = [

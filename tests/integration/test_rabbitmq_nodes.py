@@ -22,8 +22,8 @@ from .waiting import eventually
 
 
 def node(url: str) -> str:
-    """What the adapter's health check says of the node it uses: `host:port/vhost`."""
-    return url.split("@", 1)[-1]
+    """What the adapter's health check says of the node it uses: `host:port`."""
+    return url.split("@", 1)[-1].split("/", 1)[0]
 
 
 async def connected(broker: RabbitMQ) -> str | None:

@@ -162,8 +162,11 @@ class _Unreachable(InMemoryUnitOfWork):
 class OkProbe:
     name = "database"
 
-    async def check(self) -> None:
-        return None
+    def __init__(self, server: str | None = None) -> None:
+        self.server = server
+
+    async def check(self) -> str | None:
+        return self.server
 
 
 class DownProbe:

@@ -22,8 +22,15 @@ async def test_ready_is_200_on_in_memory_adapters() -> None:
     async with serving() as (client, _):
         response = await client.get("/health/ready")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"},
-                                   "uses": {"database": "in memory", "broker": "in memory"}}
+        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+async def test_ready_says_which_server_a_dependency_answered_from() -> None:
+    probes: list[HealthProbe] = [OkProbe("10.0.0.6:5432")]
+    async with serving(probes=probes) as (client, _):
+        response = await client.get("/health/ready")
+        assert response.json() == {"status": "ok", "checks": {"database": "ok"},
+                                   "servers": {"database": "10.0.0.6:5432"}}
 
 
 async def test_ready_is_a_503_problem_naming_what_is_down() -> None:

@@ -198,6 +198,15 @@ async def test_readiness_reports_ok_for_every_answering_probe(world: World) -> N
     assert await CheckReadiness([OkProbe(), world.queue])() == {"database": "ok", "broker": "ok"}
 
 
+async def test_readiness_keeps_the_server_each_probe_answered_from() -> None:
+    readiness = CheckReadiness([OkProbe("10.0.0.6:5432"), DownProbe("broker")])
+    await readiness()
+    assert readiness.servers == {"database": "10.0.0.6:5432"}
+    readiness = CheckReadiness([DownProbe("database")])
+    await readiness()
+    assert readiness.servers == {}
+
+
 async def test_readiness_reports_why_a_probe_fails() -> None:
     checks = await CheckReadiness([OkProbe(), DownProbe("broker", "connection refused")])()
     assert checks == {"database": "ok", "broker": "connection refused"}
