@@ -1,0 +1,80 @@
+"""The files, environment and processes of one RabbitMQ node of a test cluster."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from pathlib import Path
+
+
+def server_env(name: str, dist_port: int, home: Path) -> dict[str, str]:
+    """Every path the node writes or reads is its own under `home`; none of the machine's
+    RabbitMQ files (/etc/rabbitmq: its node name, listeners, plugins) is read."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
+        "RABBITMQ_NODENAME": name,
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_PID_FILE": str(home / "beam.pid"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
+        "RABBITMQ_CONFIG_FILES": str(home / "conf.d"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(home / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_CONF_ENV_FILE": str(home / "rabbitmq-env.conf"),
+        # loopback only: epmd (should this node be the one to start it) and the distribution
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+    }
+
+
+def write_files(home: Path, amqp_port: int, seed: str | None) -> None:
+    """No plugins (they only slow the boot). A node with a `seed` joins it while booting,
+    retrying for a minute while the seed itself boots."""
+    (home / "conf.d").mkdir(parents=True)
+    joining = "" if seed is None else (
+        "cluster_formation.peer_discovery_backend = classic_config\n"
+        f"cluster_formation.classic_config.nodes.1 = {seed}\n"
+        "cluster_formation.discovery_retry_limit = 240\n"
+        "cluster_formation.discovery_retry_interval = 250\n"
+        "cluster_formation.randomized_startup_delay_range.min = 0\n"
+        "cluster_formation.randomized_startup_delay_range.max = 0\n")
+    (home / "rabbitmq.conf").write_text(
+        f"listeners.tcp.1 = 127.0.0.1:{amqp_port}\n"
+        "log.console = false\n"
+        "log.file.level = info\n" + joining)
+    (home / "enabled_plugins").write_text("[].\n")
+    (home / "rabbitmq-env.conf").write_text("")
+
+
+def server_user() -> pwd.struct_passwd | None:
+    """Debian's `rabbitmq-server`, run by root, runs the node as the `rabbitmq` user: its
+    directories must be that user's."""
+    script = shutil.which("rabbitmq-server")
+    if os.geteuid() != 0 or script is None:
+        return None
+    if Path(script).resolve().name != "rabbitmq-script-wrapper":
+        return None
+    return pwd.getpwnam("rabbitmq")
+
+
+def beams_named(name: str) -> set[int]:
+    """PIDs of the live beam.smp processes started as node `name` (from their environment):
+    the node itself, never a process that happens to reuse a dead node's PID."""
+    wanted = f"RABBITMQ_NODENAME={name}".encode()
+    found: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "beam.smp":
+                continue
+            if wanted not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+        except OSError:
+            continue
+        found.add(int(proc.name))
+    return found
