@@ -7,10 +7,11 @@ can resolve to another address). The nodes and `rabbitmqctl` come from the same 
 PATH, so they run as the same user with the same HOME and therefore the same Erlang cookie
 (Debian's scripts, run by root, switch to the `rabbitmq` user and its cookie).
 
-All nodes boot at once; the others join the first one while they boot (peer discovery from
-the config file, retried until the first answers), which saves the stop_app / join_cluster /
-start_app round of a node per joiner: a node's boot is CPU-bound, and a second boot of the
-joiners cost as much again.
+The nodes boot one after the other, each joining the first while it boots (peer discovery
+from the config file), so no node boots twice (stop_app / join_cluster / start_app would restart
+each joiner, and a boot is CPU-bound). One at a time because a node that joins a member still
+booting, or joins at the same moment as another, can fail its own boot (feature-flag and
+schema races between the nodes).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import uuid
 from pathlib import Path
 
 from tests.support.processes import free_port, wait_until
-from tests.support.rabbitnodes import beams_named, server_env, server_user, write_files
+from tests.support.rabbitnodes import beams_named, core_apps, server_env, server_user, write_files
 
 NEEDED = ("rabbitmq-server", "rabbitmqctl", "erl")
 #: epmd, the machine's broker (AMQP, distribution, management) and the CLI's distribution range
 RESERVED = frozenset({4369, 5672, 15672, 25672, *range(35672, 35683)})
 BOOT_SECONDS = 120.0
+SPARE_VHOSTS = 4
 
 
 class Node:
@@ -66,21 +68,25 @@ class RabbitCluster:
         ports = _ports(2 * size)
         self.nodes = [Node(f"tasks-{tag}-c{i + 1}@localhost", ports[2 * i], ports[2 * i + 1],
                            self.base / f"c{i + 1}") for i in range(size)]
+        #: made while the first node boots, handed out by new_vhost()
+        self.spare_vhosts = [f"tasks-test-{tag}-{i}" for i in range(SPARE_VHOSTS)]
         for node in self.nodes:
-            write_files(node.home, node.amqp_port, seed=None if node is self.nodes[0]
-                        else self.nodes[0].name)
+            first = node is self.nodes[0]
+            write_files(node.home, node.amqp_port, seed=None if first else self.nodes[0].name,
+                        vhosts=self.spare_vhosts if first else [])
         owner = server_user()
         if owner is not None:
             for path in [self.base, *self.base.rglob("*")]:
                 os.chown(path, owner.pw_uid, owner.pw_gid)
+        self.plugins = core_apps(self.base / "plugins")  # after the chown: links to the system's
         self.started_in = 0.0
 
     # -- life ----------------------------------------------------------------------------------
     def start(self) -> RabbitCluster:
         began = time.monotonic()
-        for node in self.nodes:
+        for node in self.nodes:  # one at a time: see the module's docstring
             self._launch(node)
-        self._await_boot(self.nodes)
+            self._await_boot([node])
         self.ctl(self.nodes[0], "await_online_nodes", str(len(self.nodes)), "--timeout", "60")
         self.started_in = time.monotonic() - began
         return self
@@ -117,6 +123,8 @@ class RabbitCluster:
 
     def new_vhost(self) -> str:
         """A fresh vhost that guest may use on every node; it goes with the cluster."""
+        if self.spare_vhosts:
+            return self.spare_vhosts.pop(0)
         name = f"tasks-test-{uuid.uuid4().hex[:10]}"
         seed = self._any_alive()
         self.ctl(seed, "add_vhost", name)
@@ -152,9 +160,9 @@ class RabbitCluster:
     def _launch(self, node: Node) -> None:
         node.pid = 0
         node.pid_file.unlink(missing_ok=True)
-        launched = subprocess.run(["rabbitmq-server", "-detached"], env=server_env(node.name,
-                                  node.dist_port, node.home), capture_output=True, text=True,
-                                  timeout=30)
+        launched = subprocess.run(["rabbitmq-server", "-detached"], env=server_env(
+            node.name, node.dist_port, node.home, self.plugins), capture_output=True, text=True,
+            timeout=30)
         if launched.returncode != 0:
             raise RuntimeError(f"rabbitmq-server for {node.name} failed: {launched.stderr}")
 
