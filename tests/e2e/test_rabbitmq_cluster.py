@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -124,7 +125,7 @@ async def api_and_two_workers(stack: Stack) -> dict[Proc, str]:
         worker = stack.worker(TASKS_WORKER_HTTP_PORT=str(port))
         ready[worker] = f"http://127.0.0.1:{port}/health/ready"
     for proc, url in ready.items():
-        await eventually(lambda p=proc, u=url: answers_ready(p, u), 30, f"{proc.name} ready")
+        await eventually(functools.partial(answers_ready, proc, url), 30, f"{proc.name} ready")
     return ready
 
 

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from tests.support.load import HttpLoad, IntakeLoad
 
 
+def row(db: psycopg.Connection, query: str, params: dict[str, Any] | None = None
+        ) -> tuple[Any, ...]:
+    found = db.execute(query, params).fetchone()
+    assert found is not None, query
+    return found
+
+
 def db_now(db: psycopg.Connection) -> datetime:
-    return db.execute("SELECT clock_timestamp()").fetchone()[0]
+    now: datetime = row(db, "SELECT clock_timestamp()")[0]
+    return now
 
 
 def all_in(db: psycopg.Connection, http: HttpLoad, intake: IntakeLoad) -> bool:
     """Every accepted task is stored, and none is left `new` or `in_progress`."""
-    waiting, from_intake = db.execute(
-        "SELECT count(*) FILTER (WHERE status NOT IN ('completed', 'error')), "
-        "count(*) FILTER (WHERE source = 'amqp') FROM tasks").fetchone()
-    return waiting == 0 and from_intake >= len(intake.accepted)
+    waiting, from_intake = row(
+        db, "SELECT count(*) FILTER (WHERE status NOT IN ('completed', 'error')), "
+        "count(*) FILTER (WHERE source = 'amqp') FROM tasks")
+    return bool(waiting == 0 and from_intake >= len(intake.accepted))
 
 
 def assert_each_accepted_task_ended_exactly_once(db: psycopg.Connection, http: HttpLoad,
@@ -29,7 +38,8 @@ def assert_each_accepted_task_ended_exactly_once(db: psycopg.Connection, http: H
     assert len(api_ids - set(http.accepted)) <= http.refused, "tasks nobody was told of"
     titles = Counter(r[0] for r in db.execute("SELECT title FROM tasks WHERE source = 'amqp'"))
     assert all(titles[t] == 1 for t in intake.accepted), "an intake message lost or made twice"
-    by_status = dict(db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
+    by_status: dict[str, int] = dict(
+        db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
     assert by_status.get("new", 0) == by_status.get("in_progress", 0) == 0, by_status
     not_once = db.execute(
         "SELECT t.id, t.status, (SELECT count(*) FROM task_history h WHERE h.task_id = t.id "
@@ -48,12 +58,12 @@ def finishers(db: psycopg.Connection, task_ids: list[str]) -> set[int]:
 def resumption(db: psycopg.Connection, killed_at: datetime) -> tuple[float, float]:
     """(seconds from the kill to the first finish of a task created after it, longest gap
     between two finishes from a second before the kill on)."""
-    first = db.execute(
-        "SELECT extract(epoch FROM min(h.at) - %(k)s) FROM task_history h JOIN tasks t "
+    first = row(
+        db, "SELECT extract(epoch FROM min(h.at) - %(k)s) FROM task_history h JOIN tasks t "
         "ON t.id = h.task_id WHERE h.to_status IN ('completed', 'error') "
-        "AND t.created_at > %(k)s", {"k": killed_at}).fetchone()[0]
-    gap = db.execute(
-        "SELECT extract(epoch FROM max(gap)) FROM (SELECT at - lag(at) OVER (ORDER BY at) "
+        "AND t.created_at > %(k)s", {"k": killed_at})[0]
+    gap = row(
+        db, "SELECT extract(epoch FROM max(gap)) FROM (SELECT at - lag(at) OVER (ORDER BY at) "
         "AS gap FROM task_history WHERE to_status IN ('completed', 'error') "
-        "AND at > %(k)s - interval '1 second') g", {"k": killed_at}).fetchone()[0]
+        "AND at > %(k)s - interval '1 second') g", {"k": killed_at})[0]
     return float(first if first is not None else "inf"), float(gap or 0)

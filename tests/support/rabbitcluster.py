@@ -16,12 +16,10 @@ schema races between the nodes).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,12 +27,19 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from tests.support.processes import free_port, wait_until
-from tests.support.rabbitnodes import beams_named, core_apps, server_env, server_user, write_files
+from tests.support.processes import wait_until
+from tests.support.rabbitnodes import (
+    accepts,
+    beams_named,
+    core_apps,
+    free_ports,
+    kill,
+    server_env,
+    server_user,
+    write_files,
+)
 
 NEEDED = ("rabbitmq-server", "rabbitmqctl", "erl")
-#: epmd, the machine's broker (AMQP, distribution, management) and the CLI's distribution range
-RESERVED = frozenset({4369, 5672, 15672, 25672, *range(35672, 35683)})
 BOOT_SECONDS = 120.0
 SPARE_VHOSTS = 4
 
@@ -65,7 +70,7 @@ class RabbitCluster:
                                "(Debian: apt-get install rabbitmq-server)")
         self.base = Path(tempfile.mkdtemp(prefix="tasks-rabbitcluster-"))
         tag = uuid.uuid4().hex[:6]
-        ports = _ports(2 * size)
+        ports = free_ports(2 * size)
         self.nodes = [Node(f"tasks-{tag}-c{i + 1}@localhost", ports[2 * i], ports[2 * i + 1],
                            self.base / f"c{i + 1}") for i in range(size)]
         #: made while the first node boots, handed out by new_vhost()
@@ -111,7 +116,7 @@ class RabbitCluster:
         """Kill every node this cluster started, by its own PID, and remove its directories."""
         for node in self.nodes:
             for pid in beams_named(node.name):  # never a stale PID that another process reuses
-                _kill(pid)
+                kill(pid)
             node.pid = 0
         names = [node.name for node in self.nodes]
         wait_until(lambda: not any(beams_named(name) for name in names), 10, "the nodes to exit")
@@ -181,7 +186,7 @@ class RabbitCluster:
                 gone = node.pid not in beams if node.pid else not beams
                 if gone and (node.pid or time.monotonic() - began > 15):
                     raise RuntimeError(f"{node.name} died while booting\n{self.log(node)}")
-                if node.pid and _accepts(node.amqp_port):
+                if node.pid and accepts(node.amqp_port):
                     waiting.remove(node)
             if waiting and time.monotonic() - began > BOOT_SECONDS:
                 raise RuntimeError(f"{waiting[0].name} did not boot within {BOOT_SECONDS}s\n"
@@ -190,25 +195,3 @@ class RabbitCluster:
 
     def _any_alive(self) -> Node:
         return next(n for n in self.nodes if self.alive(n))
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in RESERVED and port not in ports:
-            ports.append(port)
-    return ports
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
-        os.kill(pid, signal.SIGKILL)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
+import socket
 from pathlib import Path
+
+from tests.support.processes import free_port
+
+#: epmd, the machine's broker (AMQP, distribution, management) and the CLI's distribution range
+RESERVED = frozenset({4369, 5672, 15672, 25672, *range(35672, 35683)})
 
 
 def server_env(name: str, dist_port: int, home: Path, plugins: Path | None) -> dict[str, str]:
@@ -127,3 +135,26 @@ def beams_named(name: str) -> set[int]:
             continue
         found.add(int(proc.name))
     return found
+
+
+def kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
+        os.kill(pid, signal.SIGKILL)
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Free loopback ports, none of them one the machine's broker or its CLI may use."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in RESERVED and port not in ports:
+            ports.append(port)
+    return ports
