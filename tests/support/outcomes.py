@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -23,12 +25,24 @@ def db_now(db: psycopg.Connection) -> datetime:
     return now
 
 
-def all_in(db: psycopg.Connection, http: HttpLoad, intake: IntakeLoad) -> bool:
-    """Every accepted task is stored, and none is left `new` or `in_progress`."""
+async def all_ended(db: psycopg.Connection, intake: IntakeLoad, timeout: float) -> None:
+    """Until every accepted task is stored and none is left `new` or `in_progress`."""
+    deadline = time.monotonic() + timeout
+    while left := pending(db, intake):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{timeout}s after the load: {left}")
+        await asyncio.sleep(0.2)
+
+
+def pending(db: psycopg.Connection, intake: IntakeLoad) -> str:
+    """What is not done yet ("" when nothing is)."""
     waiting, from_intake = row(
         db, "SELECT count(*) FILTER (WHERE status NOT IN ('completed', 'error')), "
         "count(*) FILTER (WHERE source = 'amqp') FROM tasks")
-    return bool(waiting == 0 and from_intake >= len(intake.accepted))
+    if waiting == 0 and from_intake >= len(intake.accepted):
+        return ""
+    return (f"{waiting} tasks still new or in_progress; {from_intake} of the "
+            f"{len(intake.accepted)} confirmed intake messages stored")
 
 
 def assert_each_accepted_task_ended_exactly_once(db: psycopg.Connection, http: HttpLoad,
