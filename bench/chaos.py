@@ -190,6 +190,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--no-broker-stop", action="store_true",
                         help="never stop RabbitMQ (kills and partitions only: safe on shared "
                         "services)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="on a three-node RabbitMQ cluster and a PostgreSQL primary with a "
+                        "standby of the benchmark's own: a node killed, the primary failed over "
+                        "(bench/chaos_cluster.py)")
     parser.add_argument("--database-url", default=ADMIN_DATABASE_URL)
     parser.add_argument("--rabbitmq-url", default=ADMIN_RABBITMQ_URL)
     args = parser.parse_args(argv)
@@ -214,6 +218,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
 
 def main(argv: list[str] | None = None) -> int:
     args, plan = parse(argv)
+    if args.cluster:
+        return main_cluster(args, plan)
     admin = Admin(args.database_url, args.rabbitmq_url)
     log_dir = new_log_dir()
     failed = True
@@ -235,6 +241,25 @@ def main(argv: list[str] | None = None) -> int:
             *machine(args.database_url),
         ]
     )
+    print(table(title, ("measure", "value", "detail"), results))
+    return 0
+
+
+def main_cluster(args: argparse.Namespace, plan: Plan) -> int:
+    from bench import chaos_cluster
+
+    log_dir = new_log_dir()
+    failed = True
+    try:
+        results, summary = chaos_cluster.run(plan.tasks, plan.create_seconds,
+                                             plan.final_timeout, args.database_url, log_dir,
+                                             SETTINGS, plan.kill_every)
+        failed = False
+    finally:
+        finish_log_dir(log_dir, keep=failed)
+    title = "\n".join([f"tasks chaos benchmark on clusters: {plan.tasks:,} tasks, 3 workers, "
+                       "0-0.05 s work, 20% failures, lease 3 s (renew 1 s, sweep 0.5 s)",
+                       summary, *machine(args.database_url)])
     print(table(title, ("measure", "value", "detail"), results))
     return 0
 

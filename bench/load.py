@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -175,6 +175,8 @@ class Paced:
     ids: list[str]
     failures: Counter[str]
     seconds: float
+    #: when each failure came back (time.monotonic()) and its cause
+    failed_at: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -190,6 +192,7 @@ async def paced_posts(
     total = max(1, round(per_second * seconds))
     ids: list[str] = []
     failures: Counter[str] = Counter()
+    failed_at: list[tuple[float, str]] = []
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [
         httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
@@ -203,15 +206,17 @@ async def paced_posts(
             answer = await clients[i % connections].post("/tasks", json={"title": f"paced-{i}"})
         except httpx.HTTPError as exc:
             failures[type(exc).__name__] += 1
+            failed_at.append((time.monotonic(), type(exc).__name__))
             return
         if answer.status_code == 201:
             ids.append(answer.json()["id"])
         else:
             failures[f"HTTP {answer.status_code}"] += 1
+            failed_at.append((time.monotonic(), f"HTTP {answer.status_code}"))
 
     try:
         await asyncio.gather(*(one(i) for i in range(total)))
-        return Paced(ids, failures, time.perf_counter() - begin)
+        return Paced(ids, failures, time.perf_counter() - begin, failed_at)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
