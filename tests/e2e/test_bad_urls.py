@@ -78,7 +78,8 @@ def test_a_url_that_can_never_work_stops_api_and_worker_at_once(command: str) ->
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "tasks: invalid setting TASKS_RABBITMQ_URL='http://guest:***@127.0.0.1:15672/': must "
-        "be a URL starting with amqp:// or amqps://, e.g. amqp://user:password@host:5672/vhost"
+        "be one URL starting with amqp:// or amqps://, or several separated by commas (the "
+        "nodes of one cluster), e.g. amqp://user:password@host:5672/vhost"
     ]
 
 
