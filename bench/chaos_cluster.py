@@ -155,8 +155,7 @@ def _chaos(stack: Stack, rabbit: RabbitCluster, vhost: str, pg: PgCluster, tasks
     table = rows(outcome) + [
         Row(loss.what, f"ready {_secs(loss.ready_after)}",
             f"a task finished again {_secs(loss.finished_after)} after; "
-            f"{sum((loss.failed or Counter()).values())} POSTs failed after it, before the "
-            f"next loss or {WINDOW_SECONDS:g} s ({dict(loss.failed or {})})")
+            f"{_failed(loss.failed)} after it, before the next loss or {WINDOW_SECONDS:g} s")
         for loss in losses.losses]
     table.append(Row("restarts", "0" if api.alive() else "API DIED",
                      f"API pid {api.pid} {'alive' if api.alive() else 'gone'}; "
@@ -168,6 +167,14 @@ def _chaos(stack: Stack, rabbit: RabbitCluster, vhost: str, pg: PgCluster, tasks
                + (f" (failed POSTs: {dict(posted.failures)}), " if posted.failed else ", ")
                + f"all final after {settled:.1f} s")
     return table, summary
+
+
+def _failed(causes: Counter[str] | None) -> str:
+    """'0 POSTs failed' or '2 POSTs failed (503: 2)'."""
+    if not causes:
+        return "0 POSTs failed"
+    said = ", ".join(f"{cause}: {count}" for cause, count in causes.most_common())
+    return f"{sum(causes.values())} POSTs failed ({said})"
 
 
 def _secs(value: float | None) -> str:
