@@ -47,7 +47,7 @@ from adapters.timeouts import (
     AMQP_RPC_SECONDS,
 )
 from application.backoff import Backoff
-from application.messaging import DeliveryHandler
+from application.messaging import Delivery, DeliveryHandler
 from application.model import Dispatch
 from application.telemetry import NO_TRACING, Tracer
 from domain.errors import ServiceUnavailable
@@ -223,9 +223,13 @@ class RabbitMQ:
             await self._start(self._live, wanted)
 
     async def consume_dispatches(self, concurrency: int, handler: DeliveryHandler) -> None:
-        """Every dispatch queue, sharing `concurrency` between them (quorum queues know no
-        prefetch per channel, only per consumer): at most one more each than their share."""
+        """Every dispatch queue, sharing `concurrency` between them. Quorum queues know no
+        prefetch per channel, only per consumer, so each consumer gets its share rounded up
+        (a task waiting in any queue can be taken), and a semaphore keeps the handler to
+        `concurrency` deliveries at once: at most N - 1 wait in the process for a free slot."""
         share = math.ceil(concurrency / len(self.dispatch))
+        if share * len(self.dispatch) > concurrency:
+            handler = _at_most(concurrency, handler)
         for queue in self.dispatch:
             await self.consume(queue, share, handler)
 
@@ -315,3 +319,14 @@ class RabbitMQ:
 
 async def _ack(message: RabbitMessage, multiple: bool) -> None:
     await message.ack(multiple=multiple)
+
+
+def _at_most(slots: int, handler: DeliveryHandler) -> DeliveryHandler:
+    """`handler`, run for at most `slots` deliveries at once."""
+    gate = asyncio.Semaphore(slots)
+
+    async def gated(delivery: Delivery) -> None:
+        async with gate:
+            await handler(delivery)
+
+    return gated

@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 from adapters.queues import DISPATCH, dispatch_queues, queue_of
 from adapters.rabbitmq.broker import RabbitMQ
@@ -137,3 +138,44 @@ async def test_dispatch_is_split_over_the_queues_by_task_id(
     for queue, ids in taken.items():
         assert ids and all(queue_of(t, queues) == queue for t in ids), queue
     assert sorted(t for ids in taken.values() for t in ids) == sorted(tasks)
+
+
+async def test_a_worker_runs_no_more_than_its_concurrency_over_several_queues(
+    amqp_url: str,
+) -> None:
+    """Four slots over three queues: each consumer's prefetch is two (rounded up, so that a
+    task in any queue can be taken), and no more than four deliveries are handled at once."""
+    running, most = 0, 0
+    release = asyncio.Event()
+    handled: list[uuid.UUID] = []
+
+    async def handle(delivery: Delivery) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        handled.append(uuid.UUID(json.loads(delivery.body)["task_id"]))
+        running -= 1
+        await delivery.ack()
+
+    broker = RabbitMQ(amqp_url, timeout=5, queues=3)
+    await broker.consume_dispatches(4, handle)
+    await broker.start()
+    try:
+        await eventually(lambda: connected(broker), "a connection", timeout=20)
+        tasks = [uuid.uuid4() for _ in range(30)]
+        await broker.publish([Dispatch(task, 1) for task in tasks])
+        await eventually(lambda: _at_least_running(lambda: running, 4), "four running")
+        await asyncio.sleep(0.5)  # time for any more to start, if the cap did not hold
+        assert most == 4
+        release.set()
+        await eventually(lambda: _at_least(handled, 30), "every dispatch handled")
+        assert sorted(handled) == sorted(tasks)
+        assert most == 4
+    finally:
+        await broker.stop_consuming()
+        await broker.close()
+
+
+async def _at_least_running(running: Callable[[], int], count: int) -> bool:
+    return running() >= count
