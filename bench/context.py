@@ -31,6 +31,8 @@ class Sizes:
     sustained_seconds: float = 12
     sustained_tries: int = 2  # a rate fails when each try failed: the box may be shared
     bulk_tasks: int = 100_000
+    scheduled_tasks: int = 100_000
+    scheduled_quiet_seconds: float = 30
     trips_rate: float = 200
     trips_seconds: float = 10
     trips_warmup_seconds: float = 1
@@ -61,6 +63,8 @@ SMOKE = Sizes(
     sustained_seconds=2,
     sustained_tries=1,
     bulk_tasks=2000,
+    scheduled_tasks=2000,
+    scheduled_quiet_seconds=2,
     trips_rate=20,
     trips_seconds=2,
     trips_warmup_seconds=0,
