@@ -250,22 +250,28 @@ class BoxCpu:
         return f"box CPU {1000 * self.busy / max(tasks, 1):.2f} ms/task (steal {steal:.0f}%)"
 
 
-def consumers(url: str, queue: str) -> int:
-    """Consumers on `queue` in the vhost of `url` (the first node's, when it names several;
-    0 while it is not declared)."""
+def queue_counts(url: str, queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of `queue` in the vhost of `url` (the first node's, when it
+    names several; (0, 0) while it is not declared)."""
 
-    async def count() -> int:
+    async def count() -> tuple[int, int]:
         connection = await aio_pika.connect(url.split(",")[0], timeout=10)
         try:
             channel = await connection.channel()
             declared = await channel.declare_queue(queue, passive=True)
-            return int(declared.declaration_result.consumer_count or 0)
+            result = declared.declaration_result
+            return int(result.message_count or 0), int(result.consumer_count or 0)
         except aio_pika.exceptions.ChannelClosed:
-            return 0
+            return 0, 0
         finally:
             await connection.close()
 
     return asyncio.run(count())
+
+
+def consumers(url: str, queue: str) -> int:
+    """Consumers on `queue` (see queue_counts)."""
+    return queue_counts(url, queue)[1]
 
 
 def wait_workers(

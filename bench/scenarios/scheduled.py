@@ -6,22 +6,19 @@ waits in the outbox)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from typing import Any
 
-import aio_pika
-import httpx
 import psycopg
+from psycopg import sql
 
+from adapters.postgres.statements import statement
 from adapters.queues import DISPATCH
+from adapters.timeouts import OUTBOX_HOLD_SECONDS
 from bench.context import Context, Row
-from bench.infra import Stack, sandbox, wait_workers
+from bench.infra import Stack, queue_counts, sandbox, wait_workers
 from bench.parts import cpu_of, postgres_pids, session
-from bench.scenarios.bulk import BATCH
-
-#: the relay's lookup (sql/queries.sql, outbox_take) without its UPDATE
-DUE = ("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM dispatch_outbox "
-       "WHERE held_until < now() ORDER BY held_until, id LIMIT 100 FOR UPDATE SKIP LOCKED")
+from bench.scenarios.bulk import BATCH, post_batches
 
 
 def _quiet_cpu(stack: Stack, conn: psycopg.Connection[tuple], seconds: float) -> str:
@@ -43,21 +40,14 @@ def run(ctx: Context) -> list[Row]:
         stack.api()
         wait_workers(stack, 1, procs=[stack.worker()])
         none = _quiet_cpu(stack, conn, quiet)
-        with httpx.Client(base_url=stack.base_url, timeout=60) as http:
-            for b in range(max(1, count // BATCH)):
-                body = {"tasks": [{"title": f"later-{b}-{i}", "delay_seconds": 3600}
-                                  for i in range(min(BATCH, count))]}
-                answer = http.post("/tasks/batch", json=body)
-                if answer.status_code != 201:
-                    raise RuntimeError(f"batch {b}: {answer.status_code} {answer.text[:200]}")
+        post_batches(stack.base_url, max(1, count // BATCH), delay_seconds=3600)
         conn.execute("ANALYZE dispatch_outbox")
         waiting = int(conn.execute("SELECT count(*) FROM dispatch_outbox").fetchone()[0])
         time.sleep(5)  # the batches' own work (autovacuum, the relay's first looks) settles
         some = _quiet_cpu(stack, conn, quiet)
-        [plan] = conn.execute(DUE).fetchone()
-        top = plan[0]
+        top = _relay_look(conn)
         pages = top["Plan"].get("Shared Hit Blocks", 0) + top["Plan"].get("Shared Read Blocks", 0)
-        queued = _ready(stack.rabbitmq_url)
+        queued, _ = queue_counts(stack.rabbitmq_url, DISPATCH)
     return [
         Row("Scheduled: quiet window", f"0 tasks scheduled, {quiet:g} s, 1 API, 1 worker", none),
         Row("Scheduled: quiet window", f"{waiting:,} tasks scheduled 1 h ahead, {quiet:g} s",
@@ -68,15 +58,11 @@ def run(ctx: Context) -> list[Row]:
     ]
 
 
-def _ready(url: str) -> int:
-    """Messages ready in the dispatch queue."""
-
-    async def count() -> int:
-        connection = await aio_pika.connect(url, timeout=10)
-        try:
-            declared = await (await connection.channel()).declare_queue(DISPATCH, passive=True)
-            return int(declared.declaration_result.message_count or 0)
-        finally:
-            await connection.close()
-
-    return asyncio.run(count())
+def _relay_look(conn: psycopg.Connection[tuple]) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the relay's own `outbox_take` (sql/queries.sql), rolled back."""
+    explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(
+        statement("outbox_take"))
+    with conn.transaction(force_rollback=True):
+        # the relay takes up to 500 (RelayDispatches' batch), holding them OUTBOX_HOLD_SECONDS
+        [plan] = conn.execute(explain, {"hold": OUTBOX_HOLD_SECONDS, "limit": 500}).fetchone()
+    return dict(plan[0])

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
 
 from adapters.queues import DISPATCH, dispatch_queues, queue_of
 from adapters.rabbitmq.broker import RabbitMQ
@@ -165,7 +164,10 @@ async def test_a_worker_runs_no_more_than_its_concurrency_over_several_queues(
         await eventually(lambda: connected(broker), "a connection", timeout=20)
         tasks = [uuid.uuid4() for _ in range(30)]
         await broker.publish([Dispatch(task, 1) for task in tasks])
-        await eventually(lambda: _at_least_running(lambda: running, 4), "four running")
+        async def four_running() -> bool:
+            return running >= 4
+
+        await eventually(four_running, "four running")
         await asyncio.sleep(0.5)  # time for any more to start, if the cap did not hold
         assert most == 4
         release.set()
@@ -175,7 +177,3 @@ async def test_a_worker_runs_no_more_than_its_concurrency_over_several_queues(
     finally:
         await broker.stop_consuming()
         await broker.close()
-
-
-async def _at_least_running(running: Callable[[], int], count: int) -> bool:
-    return running() >= count

@@ -50,8 +50,8 @@ class Services:
     pg_restart: list[str] | None = None
     pg_stop: list[str] | None = None
     pg_start: list[str] | None = None
-    _spare_vhosts: list[str] = field(default_factory=list)
-    _dropped_vhosts: list[str] = field(default_factory=list)
+    _spare_vhosts: list[str] = field(default_factory=list, init=False, repr=False)
+    _dropped_vhosts: list[str] = field(default_factory=list, init=False, repr=False)
 
     # -- RabbitMQ ---------------------------------------------------------------------------
     def rabbitmqctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
